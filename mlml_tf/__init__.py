@@ -1,0 +1,60 @@
+"""mlml-tf: multi-label classification with missing labels (Ibrahim et al., ICMR 2020).
+
+The label arithmetic (``hide_positives``, the weights, the folds) and the file layout import with
+numpy and pandas only; the Keras pieces (losses, model) are loaded on first use, so that
+``import mlml_tf`` stays light and never imports TensorFlow by itself.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from mlml_tf.errors import DataError
+from mlml_tf.labels import (
+    PAPER_RATIOS,
+    class_balance_weights,
+    confidence_weights,
+    fold_indices,
+    hide_positives,
+    ignore_missing_weights,
+    iterative_folds,
+)
+from mlml_tf.layout import read_run_labels, read_table, split
+
+__version__ = "0.1.0"
+
+# Names served from the Keras layer on first access (PEP 562).
+_LAZY = {
+    "WeightedBinaryCrossentropy": "mlml_tf.losses",
+    "ClassBalancedCrossentropy": "mlml_tf.losses",
+    "weighted_binary_crossentropy": "mlml_tf.losses",
+    "entry_weights": "mlml_tf.losses",
+    "build_model": "mlml_tf.model",
+    "build_head": "mlml_tf.model",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'mlml_tf' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + list(_LAZY))
+
+
+__all__ = [
+    "DataError",
+    "PAPER_RATIOS",
+    "class_balance_weights",
+    "confidence_weights",
+    "fold_indices",
+    "hide_positives",
+    "ignore_missing_weights",
+    "iterative_folds",
+    "read_run_labels",
+    "read_table",
+    "split",
+    *_LAZY,
+]

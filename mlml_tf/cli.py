@@ -1,0 +1,251 @@
+"""The ``mlml-tf`` command line.
+
+Bad input ends with exit status 2 and a message on stderr that names the file, line or column;
+no output file is left half-written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from mlml_tf.errors import DataError
+
+EXIT_BAD_INPUT = 2
+
+
+def _parse_ratio(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"ratio {text!r} is not a number") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"ratio {text!r} is outside [0, 1)")
+    return value
+
+
+def _parse_positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def _parse_shard(text: str) -> tuple[int, int]:
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"shard {text!r} is not of the form i/n") from None
+    if not 1 <= i <= n:
+        raise argparse.ArgumentTypeError(f"shard {text!r}: need 1 <= i <= n")
+    return i, n
+
+
+def _cmd_prepare(args: argparse.Namespace) -> int:
+    from mlml_tf.layout import write_groundtruth
+
+    if args.dataset == "coco":
+        from mlml_tf.datasets.coco import prepare_coco
+
+        labels = prepare_coco(args.annotations, min_labels=args.min_labels, ids=args.ids)
+        names = list(labels.columns)
+        source = {"dataset": "coco", "annotations": str(args.annotations),
+                  "min_labels": args.min_labels, "ids": args.ids}
+    else:
+        from mlml_tf.datasets.nuswide import prepare_nuswide
+
+        labels, names = prepare_nuswide(args.root, min_labels=args.min_labels)
+        source = {"dataset": "nuswide", "root": str(args.root), "min_labels": args.min_labels}
+    path = write_groundtruth(args.out, labels, class_names=names, source=source)
+    print(f"{path}: {len(labels)} images x {labels.shape[1]} classes, "
+          f"{labels.to_numpy().sum(1).mean():.2f} labels per image")
+    return 0
+
+
+def _cmd_split(args: argparse.Namespace) -> int:
+    from mlml_tf.layout import split
+
+    manifest = split(args.dir, n_folds=args.folds, ratios=args.ratios, seed=args.seed,
+                     scheme=args.scheme)
+    counts = manifest["split"]["counts"]
+    for k, c in counts.items():
+        print(f"fold {k}: {c['train']} train / {c['test']} test rows; hidden "
+              + ", ".join(f"r={r}: {n}" for r, n in c["hidden"].items()))
+    print(f"{len(manifest['split']['checksums'])} files written under {args.dir}")
+    return 0
+
+
+def _cmd_weights(args: argparse.Namespace) -> int:
+    from mlml_tf.labels import confidence_weights
+    from mlml_tf.layout import read_table, write_weights
+
+    labels = read_table(args.labels, "labels")
+    source = labels
+    if args.source is not None:
+        source = read_table(args.source, "labels")
+        if list(source.columns) != list(labels.columns):
+            raise DataError(f"columns differ from those of {args.labels}", file=args.source, row=1)
+    weights = confidence_weights(labels.to_numpy(), source.to_numpy())
+    write_weights(args.out, weights, labels)
+    print(f"{args.out}: CB-WCE weights for {len(labels)} rows counted over {len(source)} rows")
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from mlml_tf.grid import GridOptions, run_grid
+
+    options = GridOptions(
+        images=args.images,
+        image_pattern=args.image_pattern,
+        backbone=args.backbone,
+        weights=args.weights,
+        hub=args.hub,
+        head=args.head,
+        scaling=args.scaling,
+        image_size=args.image_size,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        cb_source=args.cb_source,
+        pos_weight_source=args.pos_weight_source,
+        validation_fraction=args.validation_fraction,
+        skip_bad_images=args.skip_bad_images,
+        strategy=args.strategy,
+        seed=args.seed,
+    )
+    summary = run_grid(
+        data=args.data,
+        out=args.out,
+        methods=args.methods,
+        ratios=args.ratios,
+        folds=args.folds,
+        epochs=args.epochs,
+        shard=args.shard,
+        options=options,
+    )
+    print(summary)
+    return 0
+
+
+def _add_run_arguments(run: argparse.ArgumentParser) -> None:
+    run.add_argument("--data", required=True, type=Path, help="data folder (mlml-tf split)")
+    run.add_argument("--out", required=True, type=Path, help="output folder, shared by shards")
+    run.add_argument("--methods", nargs="+", choices=["ce", "im-wce", "cb-wce"],
+                     default=["ce", "im-wce", "cb-wce"])
+    run.add_argument("--ratios", nargs="+", type=_parse_ratio, default=None,
+                     help="default: every ratio of the data folder's manifest")
+    run.add_argument("--folds", nargs="+", type=_parse_positive_int, default=None,
+                     help="default: every fold of the data folder's manifest")
+    run.add_argument("--epochs", type=_parse_positive_int, default=20)
+    run.add_argument("--shard", type=_parse_shard, default=(1, 1), metavar="i/n",
+                     help="run only the i-th of n interleaved parts of the grid")
+    run.add_argument("--images", type=Path, default=None,
+                     help="image root; files come from DIR/images.csv or --image-pattern")
+    run.add_argument("--image-pattern", default="{id}.jpg",
+                     help="file of an id under --images when the data folder has no images.csv")
+    run.add_argument("--backbone", default="InceptionResNetV2",
+                     help="a keras.applications model name")
+    run.add_argument("--weights", default="imagenet",
+                     help="'imagenet' (downloaded), 'none', or a local weights file")
+    run.add_argument("--hub", default=None,
+                     help="a TF Hub handle or local SavedModel to use as backbone instead")
+    run.add_argument("--head", choices=["original", "gap"], default="original")
+    run.add_argument("--scaling", choices=["imagenet", "inception"], default="imagenet")
+    run.add_argument("--image-size", type=_parse_positive_int, default=224)
+    run.add_argument("--batch-size", type=_parse_positive_int, default=32)
+    run.add_argument("--learning-rate", type=float, default=0.1)
+    run.add_argument("--cb-source", choices=["observed", "oracle"], default="observed",
+                     help="CB-WCE counts over the run's observed training labels (default) or, "
+                     "as the original, the complete labels of the whole set (an oracle)")
+    run.add_argument("--pos-weight-source", choices=["run", "original"], default="run",
+                     help="P from the run's training labels (default) or, as the original, "
+                     "from the complete labels of fold 1 for every run")
+    run.add_argument("--validation-fraction", type=float, default=0.0,
+                     help="hold out this part of the training rows to tune per-class thresholds")
+    run.add_argument("--skip-bad-images", action="store_true",
+                     help="drop missing or corrupt images (counted, reported) instead of stopping")
+    run.add_argument("--strategy", choices=["default", "mirrored", "multiworker", "tpu"],
+                     default="default")
+    run.add_argument("--seed", type=int, default=0)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from mlml_tf.demo import run_demo
+
+    run_demo(out=args.out, quick=args.quick, seed=args.seed)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mlml-tf",
+        description="Multi-label classification with missing labels: CE, IM-WCE and CB-WCE "
+        "(Ibrahim et al., ICMR 2020) in TensorFlow 2 / Keras 3.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    prep = sub.add_parser("prepare", help="label table of a raw data set -> DIR/groundtruth.csv")
+    prep_sub = prep.add_subparsers(dest="dataset", required=True)
+    coco = prep_sub.add_parser("coco", help="COCO 2017 train from instances_train2017.json")
+    coco.add_argument("--annotations", required=True, type=Path, help="instances_train2017.json")
+    coco.add_argument("--out", required=True, type=Path, help="data folder to write")
+    coco.add_argument("--min-labels", type=_parse_positive_int, default=4,
+                      help="keep images with at least this many labels (default 4)")
+    coco.add_argument("--ids", choices=["original", "coco"], default="original",
+                      help="row id: the original row number (default) or the COCO image id")
+    nus = prep_sub.add_parser("nuswide", help="NUS-WIDE from Imagelist.txt and AllTags81.txt")
+    nus.add_argument("--root", required=True, type=Path, help="NUS-WIDE root folder")
+    nus.add_argument("--out", required=True, type=Path, help="data folder to write")
+    nus.add_argument("--min-labels", type=_parse_positive_int, default=3,
+                     help="keep images with at least this many labels (default 3)")
+    prep.set_defaults(func=_cmd_prepare)
+
+    spl = sub.add_parser("split", help="folds and missing labels in the original layout")
+    spl.add_argument("dir", type=Path, help="data folder holding groundtruth.csv")
+    spl.add_argument("--folds", type=_parse_positive_int, default=4)
+    spl.add_argument("--ratios", type=_parse_ratio, nargs="+", default=[0.0, 0.25, 0.5, 0.75])
+    spl.add_argument("--seed", type=int, default=0)
+    spl.add_argument("--scheme", choices=["halves", "kfold"], default="halves",
+                     help="halves: the original's halves-then-quarters (power-of-two folds); "
+                     "kfold: multilabel-stratified k-fold")
+    spl.set_defaults(func=_cmd_split)
+
+    wts = sub.add_parser("weights", help="CB-WCE confidence weights for a label file")
+    wts.add_argument("--method", choices=["cb"], required=True)
+    wts.add_argument("--labels", required=True, type=Path)
+    wts.add_argument("--out", required=True, type=Path)
+    wts.add_argument("--source", type=Path, default=None,
+                     help="label file to count co-occurrences over (default: --labels)")
+    wts.set_defaults(func=_cmd_weights)
+
+    run = sub.add_parser("run", help="train and evaluate the grid of methods x ratios x folds")
+    _add_run_arguments(run)
+    run.set_defaults(func=_cmd_run)
+
+    demo = sub.add_parser("demo", help="the whole protocol offline on handwritten-digit mosaics")
+    demo.add_argument("--quick", action="store_true", help="a small version for tests")
+    demo.add_argument("--out", type=Path, default=Path("demo_out"))
+    demo.add_argument("--seed", type=int, default=0)
+    demo.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except DataError as exc:
+        print(f"mlml-tf: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("mlml-tf: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
