@@ -47,21 +47,27 @@ def _parse_shard(text: str) -> tuple[int, int]:
 
 
 def _cmd_prepare(args: argparse.Namespace) -> int:
+    from mlml_tf.datasets.coco import min_labels_filter
+    from mlml_tf.features import write_image_list
     from mlml_tf.layout import write_groundtruth
 
     if args.dataset == "coco":
-        from mlml_tf.datasets.coco import prepare_coco
+        from mlml_tf.datasets.coco import read_coco
 
-        labels = prepare_coco(args.annotations, min_labels=args.min_labels, ids=args.ids)
+        labels, files = read_coco(args.annotations, ids=args.ids)
         names = list(labels.columns)
         source = {"dataset": "coco", "annotations": str(args.annotations),
-                  "min_labels": args.min_labels, "ids": args.ids}
+                  "min_labels": args.min_labels, "ids": args.ids,
+                  "images": "relative to the train2017 folder"}
     else:
-        from mlml_tf.datasets.nuswide import prepare_nuswide
+        from mlml_tf.datasets.nuswide import read_nuswide
 
-        labels, names = prepare_nuswide(args.root, min_labels=args.min_labels)
-        source = {"dataset": "nuswide", "root": str(args.root), "min_labels": args.min_labels}
+        labels, files, names = read_nuswide(args.root)
+        source = {"dataset": "nuswide", "root": str(args.root), "min_labels": args.min_labels,
+                  "images": "relative to the NUS-WIDE image folder"}
+    labels = min_labels_filter(labels, args.min_labels)
     path = write_groundtruth(args.out, labels, class_names=names, source=source)
+    write_image_list(args.out, files.loc[labels.index])
     print(f"{path}: {len(labels)} images x {labels.shape[1]} classes, "
           f"{labels.to_numpy().sum(1).mean():.2f} labels per image")
     return 0

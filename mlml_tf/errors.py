@@ -50,11 +50,13 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
 
     A reader never sees a half-written file, and a failure (or a kill) leaves at most a hidden
-    ``.*.tmp`` file that the next writer of the same path removes.
+    ``.tmp.*`` file that :func:`remove_stale_temporaries` removes.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # The temporary name ends with the real one, so that writers that check the suffix
+    # (Keras wants ".keras" or ".weights.h5") accept it.
+    fd, tmp = tempfile.mkstemp(prefix=".tmp.", suffix=f".{path.name}", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     # mkstemp creates 0600 files; give the result the permissions of an ordinary open().
@@ -73,9 +75,12 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
 
 
 def remove_stale_temporaries(folder: str | os.PathLike) -> int:
-    """Delete ``.*.tmp`` files left in ``folder`` by a writer that was killed; return how many."""
+    """Delete ``.tmp.*`` files left in ``folder`` by a writer that was killed; return how many.
+
+    Call it only where no other process is writing (under the folder's lock).
+    """
     removed = 0
-    for tmp in Path(folder).glob(".*.tmp"):
+    for tmp in Path(folder).glob(".tmp.*"):
         tmp.unlink(missing_ok=True)
         removed += 1
     return removed

@@ -331,7 +331,7 @@ def write_positive_weights(path: str | os.PathLike, weights: np.ndarray, classes
 def read_groundtruth(root_or_file: str | os.PathLike) -> pd.DataFrame:
     """Read ``groundtruth.csv`` (a folder or the file itself) as 0/1 labels."""
     path = Path(root_or_file)
-    if path.is_dir():
+    if path.is_dir() or path.suffix.lower() != ".csv":
         path = path / GROUNDTRUTH
     return read_table(path, "labels")
 

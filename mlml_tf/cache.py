@@ -1,0 +1,195 @@
+"""The feature cache: the frozen backbone runs once per image, every run reuses its output.
+
+The backbone is frozen and run in inference mode (SPEC 5, port rule), so an image's features do
+not depend on the run, the batch or the epoch. They are stored once, as a float16 ``.npy`` file
+(memory-mappable) beside a ``cache.json`` that records what made them: backbone, weights, input
+size, scaling and the ids in row order. A cache made with other settings is detected and rebuilt,
+never silently reused. Training reads rows of the file batch by batch, so the memory a run needs
+does not grow with the number of images.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from mlml_tf.errors import DataError, atomic_path, remove_stale_temporaries, write_bytes_atomic
+
+FEATURES = "features.npy"
+MANIFEST = "cache.json"
+CACHE_VERSION = 1
+
+
+def ids_digest(ids: Sequence[str]) -> str:
+    return hashlib.sha256("\n".join(map(str, ids)).encode()).hexdigest()
+
+
+def file_digest(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | os.PathLike, blocking: bool = True) -> Iterator[bool]:
+    """An exclusive lock on ``folder/.lock`` between processes on this machine (flock).
+
+    Yields True when held; with ``blocking=False`` yields False at once if another process holds
+    it. The lock dies with its process, so a killed holder never blocks the next one.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    fh = open(folder / ".lock", "a+")
+    try:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+    finally:
+        fh.close()
+
+
+class FeatureCache:
+    """Read access to a complete cache: ``len``, ``ids``, ``shape`` and batched row reads.
+
+    Rows are read with ``os.pread`` rather than through a memory map, so that the pages read stay
+    in the page cache and out of the process's resident memory.
+    """
+
+    def __init__(self, folder: str | os.PathLike) -> None:
+        self.folder = Path(folder)
+        manifest_path = self.folder / MANIFEST
+        if not manifest_path.exists():
+            raise DataError("no complete feature cache here (cache.json is missing)",
+                            file=self.folder)
+        self.manifest = json.loads(manifest_path.read_text())
+        self.ids: list[str] = self.manifest["ids"]
+        self.shape: tuple[int, ...] = tuple(self.manifest["feature_shape"])
+        self._index = {i: n for n, i in enumerate(self.ids)}
+        path = self.folder / FEATURES
+        array = np.load(path, mmap_mode="r")
+        if array.shape != (len(self.ids), *self.shape) or array.dtype != np.float16:
+            raise DataError(f"feature file shape {array.shape} / {array.dtype} does not match "
+                            "its manifest", file=path)
+        self._offset = array.offset
+        self._row_bytes = int(np.prod(self.shape)) * 2
+        del array
+        self._fd = os.open(path, os.O_RDONLY)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __del__(self) -> None:
+        fd = getattr(self, "_fd", None)
+        if fd is not None:
+            os.close(fd)
+            self._fd = None
+
+    @property
+    def settings(self) -> dict:
+        return self.manifest["settings"]
+
+    def rows_of(self, ids: Sequence[str], source: str = "labels") -> np.ndarray:
+        """Row numbers of ``ids`` in the cache; DataError naming the first id it lacks."""
+        try:
+            return np.fromiter((self._index[str(i)] for i in ids), dtype=np.int64, count=len(ids))
+        except KeyError as exc:
+            raise DataError(f"id {exc.args[0]!r} of the {source} has no cached features "
+                            "(was its image skipped?)", file=self.folder) from None
+
+    def read(self, rows: np.ndarray) -> np.ndarray:
+        """Features of ``rows`` as float32, shape (len(rows), *shape)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        out = np.empty((len(rows), *self.shape), dtype=np.float16)
+        flat = out.reshape(len(rows), -1)
+        for n, r in enumerate(rows):
+            data = os.pread(self._fd, self._row_bytes, self._offset + int(r) * self._row_bytes)
+            flat[n] = np.frombuffer(data, dtype=np.float16)
+        return out.astype(np.float32)
+
+
+def cache_key(settings: dict) -> str:
+    """A short name for a cache folder from its settings (same settings, same folder)."""
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def build_feature_cache(
+    folder: str | os.PathLike,
+    ids: Sequence[str],
+    batches: Callable[[], Iterator[np.ndarray]],
+    extractor: Callable[[np.ndarray], np.ndarray],
+    settings: dict,
+    skipped: Sequence[str] = (),
+    progress: bool = True,
+) -> FeatureCache:
+    """Build (or reuse) the cache of ``ids`` in ``folder``.
+
+    Args:
+        folder: where ``features.npy`` and ``cache.json`` live.
+        ids: image ids in the order ``batches`` yields them.
+        batches: a function returning an iterator over preprocessed image batches.
+        extractor: maps a batch of images to a batch of features (the frozen backbone).
+        settings: everything that determines the features (backbone, weights and their digest,
+            input size, scaling, ...). A cache whose settings or ids differ is rebuilt.
+        skipped: ids whose images were dropped (recorded in the manifest).
+
+    Returns:
+        The complete cache. Several processes may call this at once: one builds, the others
+        wait for it and then reuse its result.
+    """
+    folder = Path(folder)
+    ids = [str(i) for i in ids]
+    wanted = {"settings": settings, "ids_sha256": ids_digest(ids), "version": CACHE_VERSION}
+    with folder_lock(folder):
+        manifest_path = folder / MANIFEST
+        if manifest_path.exists():
+            old = json.loads(manifest_path.read_text())
+            if {k: old.get(k) for k in wanted} == wanted and (folder / FEATURES).exists():
+                return FeatureCache(folder)
+            print(f"feature cache {folder}: settings or ids changed, rebuilding")
+            manifest_path.unlink()
+        remove_stale_temporaries(folder)
+        _write_features(folder, ids, batches, extractor, progress)
+        manifest = dict(wanted, ids=ids, skipped=list(skipped),
+                        feature_shape=list(np.load(folder / FEATURES, mmap_mode="r").shape[1:]),
+                        dtype="float16")
+        write_bytes_atomic(manifest_path, json.dumps(manifest, indent=1).encode() + b"\n")
+    return FeatureCache(folder)
+
+
+def _write_features(folder: Path, ids: list[str], batches, extractor, progress: bool) -> None:
+    from tqdm.auto import tqdm
+
+    with atomic_path(folder / FEATURES) as tmp:
+        out = None
+        done = 0
+        bar = tqdm(total=len(ids), desc="features", unit="img", disable=not progress)
+        for batch in batches():
+            feats = np.asarray(extractor(batch))
+            if out is None:
+                out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16,
+                                                shape=(len(ids), *feats.shape[1:]))
+            if done + len(feats) > len(ids):
+                raise DataError(f"more images than the {len(ids)} ids", file=folder)
+            out[done : done + len(feats)] = feats.astype(np.float16)
+            done += len(feats)
+            bar.update(len(feats))
+        bar.close()
+        if out is None or done != len(ids):
+            raise DataError(f"{done} feature rows for {len(ids)} ids", file=folder)
+        out.flush()
+        del out

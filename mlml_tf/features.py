@@ -1,0 +1,132 @@
+"""From image files to a feature cache: the input pipeline and the frozen backbone, run once.
+
+A data folder may carry ``images.csv`` (columns ``id,file``, the file relative to an image
+root), written by ``mlml-tf prepare``; otherwise an id's file is ``--image-pattern`` under the
+image root (``{id}.jpg`` by default).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from mlml_tf.cache import FeatureCache, build_feature_cache, cache_key, file_digest
+from mlml_tf.errors import DataError, write_bytes_atomic
+from mlml_tf.layout import read_groundtruth
+
+IMAGES = "images.csv"
+
+
+def write_image_list(root: str | os.PathLike, files: pd.Series) -> Path:
+    """``root/images.csv``: the image file (relative to an image root) of every id."""
+    body = "id,file\n" + "".join(f"{i},{f}\n" for i, f in files.items())
+    write_bytes_atomic(Path(root) / IMAGES, body.encode())
+    return Path(root) / IMAGES
+
+
+def image_files(data: str | os.PathLike, ids: Sequence[str], image_root: str | os.PathLike,
+                pattern: str = "{id}.jpg") -> list[str]:
+    """The image path of each id, from ``data/images.csv`` when present, else ``pattern``."""
+    listing = Path(data) / IMAGES
+    root = Path(image_root)
+    if listing.exists():
+        table = pd.read_csv(listing, dtype=str, keep_default_na=False)
+        if list(table.columns) != ["id", "file"]:
+            raise DataError("the header must be 'id,file'", file=listing, row=1)
+        files = dict(zip(table["id"], table["file"], strict=True))
+        missing = [i for i in ids if i not in files]
+        if missing:
+            raise DataError(f"id {missing[0]!r} has no line ({len(missing)} ids missing)",
+                            file=listing)
+        return [str(root / files[i]) for i in ids]
+    return [str(root / pattern.format(id=i)) for i in ids]
+
+
+def build_image_cache(
+    cache_dir: str | os.PathLike,
+    ids: Sequence[str],
+    paths: Sequence[str],
+    extractor,
+    settings: dict,
+    image_size: tuple[int, int],
+    scaling: str = "imagenet",
+    batch_size: int = 64,
+    skip_bad: bool = False,
+    progress: bool = True,
+) -> FeatureCache:
+    """Run ``extractor`` (a frozen backbone, inference mode) once over the images of ``ids``.
+
+    A missing or unreadable image stops with a DataError naming it, unless ``skip_bad``: then
+    it is left out of the cache and listed under ``skipped`` in its manifest.
+    """
+    from mlml_tf.inputs import image_dataset
+
+    ids = [str(i) for i in ids]
+    images = image_dataset(paths, image_size=tuple(image_size), scaling=scaling,
+                           batch_size=batch_size, skip_bad=skip_bad)
+    kept = [ids[i] for i in images.indices]
+    skipped = sorted(set(ids) - set(kept))
+    if skipped:
+        print(f"{len(skipped)} of {len(ids)} images skipped (unreadable): "
+              + ", ".join(images.skipped_paths[:5]) + (" ..." if len(skipped) > 5 else ""))
+
+    def extract(batch):
+        return extractor(batch, training=False)
+
+    settings = dict(settings, image_size=list(image_size), scaling=scaling,
+                    skipped=len(skipped))
+    return build_feature_cache(cache_dir, kept, lambda: iter(images.dataset), extract, settings,
+                               skipped=skipped, progress=progress)
+
+
+def backbone_settings(backbone: str, weights: str | None, hub: str | None) -> dict:
+    """What identifies a backbone's features: its name and its weights (a file by digest)."""
+    if hub:
+        digest = None
+        if os.path.isdir(hub):
+            pb = Path(hub) / "saved_model.pb"
+            digest = file_digest(pb) if pb.exists() else None
+        return {"backbone": "saved_model", "handle": str(hub), "saved_model_sha256": digest}
+    if weights in (None, "none", "None"):
+        return {"backbone": backbone, "weights": None}
+    if weights == "imagenet":
+        return {"backbone": backbone, "weights": "imagenet"}
+    if not os.path.exists(weights):
+        raise DataError("weights file not found", file=weights)
+    return {"backbone": backbone, "weights": os.path.basename(weights),
+            "weights_sha256": file_digest(weights)}
+
+
+def cache_for_data_folder(data: str | os.PathLike, cache_root: str | os.PathLike,
+                          options) -> FeatureCache:
+    """The feature cache of every image of a data folder, built on first use.
+
+    ``options`` is a :class:`mlml_tf.grid.GridOptions`. The cache sits in
+    ``cache_root/<digest of its settings>``: other settings, another cache.
+    """
+    from mlml_tf.model import feature_extractor
+
+    if options.images is None:
+        raise DataError("--images is needed to compute features: the folder of the images")
+    weights = None if options.weights in (None, "none", "None") else options.weights
+    settings = backbone_settings(options.backbone, weights, options.hub)
+    size = (options.image_size, options.image_size)
+    ids = list(read_groundtruth(data).index)
+    full = dict(settings, image_size=list(size), scaling=options.scaling)
+    folder = Path(cache_root) / cache_key(dict(full, ids=len(ids), images=str(options.images)))
+    paths = image_files(data, ids, options.images, options.image_pattern)
+    model = []
+
+    def extractor(batch, training=False):
+        # Built on first use: a cache that is already complete needs no backbone (nor download).
+        if not model:
+            model.append(feature_extractor(options.hub or options.backbone, weights=weights,
+                                           input_shape=(*size, 3)))
+        return model[0](batch, training=training)
+
+    return build_image_cache(folder, ids, paths, extractor, settings, size, options.scaling,
+                             batch_size=max(options.batch_size, 32),
+                             skip_bad=options.skip_bad_images)

@@ -1,0 +1,354 @@
+"""Evaluation of multi-label predictions (SPEC section 7), numpy and scikit-learn only.
+
+Scores are probabilities in [0, 1]. A score counts as a positive prediction when it is strictly
+above its class's threshold, so at the default 0.5 a score of exactly 0.5 is negative (as numpy's
+half-to-even rounding of 0.5 gives 0).
+
+ROC-AUC is undefined for a class whose ground truth has no positive or no negative. Such classes
+are left out of the macro and weighted averages and listed by name under
+``"auc_undefined_classes"``; an average that cannot be computed at all is ``None``, never a
+silent NaN.
+
+Example:
+    >>> y = np.array([[1, 0], [0, 1], [1, 1], [0, 0]])
+    >>> p = np.array([[0.9, 0.2], [0.1, 0.7], [0.6, 0.4], [0.3, 0.1]])
+    >>> evaluate(y, p)["f1_micro"]
+    0.8571428571428571
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import (
+    accuracy_score,
+    f1_score,
+    hamming_loss,
+    precision_score,
+    recall_score,
+    roc_auc_score,
+)
+
+from mlml_tf.errors import DataError
+from mlml_tf.labels import check_labels
+
+#: Default decision threshold (SPEC 7).
+DEFAULT_THRESHOLD = 0.5
+#: Threshold grid of the per-class F1 tuning (SPEC 7: 0 to 0.99, step 0.01).
+THRESHOLD_GRID = np.arange(0, 1, 0.01)
+#: The scalar metrics of :func:`evaluate`, in the order tables show them.
+SCORE_KEYS: tuple[str, ...] = (
+    "precision_micro",
+    "recall_micro",
+    "f1_micro",
+    "roc_auc_micro",
+    "roc_auc_macro",
+    "roc_auc_weighted",
+    "exact_match_accuracy",
+    "hamming_loss",
+)
+#: Columns of :func:`per_class_report`.
+REPORT_COLUMNS: tuple[str, ...] = (
+    "positive_rate",
+    "accuracy",
+    "true_positive_rate",
+    "true_negative_rate",
+    "auc",
+    "auc_defined",
+    "precision",
+    "recall",
+    "f1",
+    "kappa",
+    "support",
+    "true_positives",
+    "false_positives",
+    "false_negatives",
+    "true_negatives",
+    "threshold",
+)
+
+
+def check_predictions(y_true: np.ndarray, y_prob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return ``(y_true as bool, y_prob as float64)`` or raise DataError.
+
+    ``y_true`` must be a (rows, classes) 0/1 matrix with at least one row, ``y_prob`` finite
+    scores in [0, 1] of the same shape.
+    """
+    truth = check_labels(y_true, "y_true")
+    prob = np.asarray(y_prob)
+    if prob.shape != truth.shape:
+        raise DataError(f"y_prob has shape {prob.shape}, y_true has shape {truth.shape}")
+    if truth.shape[0] == 0:
+        raise DataError("no rows to evaluate")
+    if not np.issubdtype(prob.dtype, np.number) or prob.dtype == bool:
+        raise DataError(f"y_prob must hold numbers, got dtype {prob.dtype}")
+    prob = prob.astype(np.float64)
+    bad = ~np.isfinite(prob) | (prob < 0) | (prob > 1)
+    if bad.any():
+        r, c = np.argwhere(bad)[0]
+        raise DataError(f"y_prob[{r}, {c}] = {prob[r, c]!r} is not a probability in [0, 1]")
+    return truth, prob
+
+
+def _thresholds(threshold: float | Sequence[float] | np.ndarray, n_classes: int) -> np.ndarray:
+    t = np.asarray(threshold, dtype=np.float64)
+    if t.ndim == 0:
+        t = np.full(n_classes, float(t))
+    if t.shape != (n_classes,):
+        raise DataError(f"threshold must be a number or one per class ({n_classes}), "
+                        f"got shape {t.shape}")
+    if not (np.isfinite(t) & (t >= 0) & (t <= 1)).all():
+        raise DataError(f"thresholds must lie in [0, 1], got {t[~((t >= 0) & (t <= 1))][:5]}")
+    return t
+
+
+def _class_names(class_names: Sequence[str] | None, n_classes: int) -> list[str]:
+    if class_names is None:
+        return [str(c) for c in range(n_classes)]
+    names = [str(n) for n in class_names]
+    if len(names) != n_classes:
+        raise DataError(f"{len(names)} class names for {n_classes} classes")
+    return names
+
+
+def faithful_truncation(
+    y_true: np.ndarray, y_prob: np.ndarray, batch_size: int = 32
+) -> tuple[np.ndarray, np.ndarray]:
+    """The original's scoring defect (SPEC 7): the last N mod ``batch_size`` rows all zero.
+
+    The original predicted the test set in full batches only and left the remaining rows at zero
+    in both the predictions and the ground truth, which were then scored as true negatives.
+
+    Returns:
+        Copies of ``(y_true, y_prob)`` with those trailing rows set to 0.
+
+    Example:
+        >>> t, p = faithful_truncation(np.ones((35, 2)), np.ones((35, 2)))
+        >>> int((t.sum(axis=1) == 0).sum())   # 35 mod 32 = 3 trailing rows
+        3
+    """
+    if batch_size < 1:
+        raise DataError(f"batch_size must be positive, got {batch_size}")
+    truth, prob = np.array(y_true, copy=True), np.array(y_prob, copy=True)
+    if truth.shape[0] != prob.shape[0]:
+        raise DataError(f"{truth.shape[0]} ground-truth rows for {prob.shape[0]} prediction rows")
+    kept = truth.shape[0] - truth.shape[0] % batch_size
+    truth[kept:] = 0
+    prob[kept:] = 0
+    return truth, prob
+
+
+def _confusion(truth: np.ndarray, pred: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-class counts of the 2 x 2 confusion matrix, each of shape (C,)."""
+    tp = (truth & pred).sum(axis=0)
+    fp = (~truth & pred).sum(axis=0)
+    fn = (truth & ~pred).sum(axis=0)
+    tn = (~truth & ~pred).sum(axis=0)
+    return {"tp": tp, "fp": fp, "fn": fn, "tn": tn}
+
+
+def _defined_auc_classes(truth: np.ndarray) -> np.ndarray:
+    positives = truth.sum(axis=0)
+    return (positives > 0) & (positives < truth.shape[0])
+
+
+def _per_class_auc(truth: np.ndarray, prob: np.ndarray) -> np.ndarray:
+    auc = np.full(truth.shape[1], np.nan)
+    defined = _defined_auc_classes(truth)
+    if defined.any():
+        auc[defined] = roc_auc_score(truth[:, defined], prob[:, defined], average=None)
+    return auc
+
+
+def _none_if_nan(x: float) -> float | None:
+    return None if not np.isfinite(x) else float(x)
+
+
+def evaluate(
+    y_true: np.ndarray,
+    y_prob: np.ndarray,
+    class_names: Sequence[str] | None = None,
+    threshold: float | Sequence[float] | np.ndarray = DEFAULT_THRESHOLD,
+    faithful: bool = False,
+) -> dict:
+    """The scalar metrics of SPEC 7 at ``threshold``.
+
+    Args:
+        y_true: (rows, classes) 0/1 ground truth.
+        y_prob: (rows, classes) probabilities in [0, 1].
+        class_names: names used in ``auc_undefined_classes``; default ``"0"``, ``"1"``, ...
+        threshold: one threshold for all classes or one per class (a score is positive when
+            strictly above it).
+        faithful: score as the original did, with the last N mod 32 rows zeroed
+            (:func:`faithful_truncation`); by default every row is scored.
+
+    Returns:
+        A JSON-ready dict: ``precision_micro``, ``recall_micro``, ``f1_micro`` (scikit-learn,
+        0 where undefined), ``roc_auc_micro``, ``roc_auc_macro``, ``roc_auc_weighted`` (``None``
+        where undefined; macro and weighted over the classes with a defined AUC only),
+        ``exact_match_accuracy`` (subset accuracy), ``hamming_loss``, ``auc_undefined_classes``
+        (names), ``threshold`` (number or per-class list), and counts: ``n_samples``,
+        ``n_classes``, ``n_positive_labels``, ``n_predicted_positive``, ``true_positives``,
+        ``false_positives``, ``false_negatives``, ``true_negatives``.
+    """
+    truth, prob = check_predictions(y_true, y_prob)
+    if faithful:
+        truth, prob = faithful_truncation(truth, prob)
+    n, c = truth.shape
+    names = _class_names(class_names, c)
+    t = _thresholds(threshold, c)
+    pred = prob > t[None, :]
+    counts = _confusion(truth, pred)
+
+    auc = _per_class_auc(truth, prob)
+    defined = np.isfinite(auc)
+    support = truth.sum(axis=0)
+    micro_defined = 0 < truth.sum() < truth.size
+    scalar = np.ndim(threshold) == 0
+    return {
+        "precision_micro": float(precision_score(truth, pred, average="micro", zero_division=0)),
+        "recall_micro": float(recall_score(truth, pred, average="micro", zero_division=0)),
+        "f1_micro": float(f1_score(truth, pred, average="micro", zero_division=0)),
+        "roc_auc_micro": float(roc_auc_score(truth.ravel(), prob.ravel()))
+        if micro_defined else None,
+        "roc_auc_macro": float(auc[defined].mean()) if defined.any() else None,
+        "roc_auc_weighted": float(np.average(auc[defined], weights=support[defined]))
+        if defined.any() else None,
+        "exact_match_accuracy": float(accuracy_score(truth, pred)),
+        "hamming_loss": float(hamming_loss(truth, pred)),
+        "auc_undefined_classes": [names[i] for i in np.flatnonzero(~defined)],
+        "threshold": float(t[0]) if scalar else [float(x) for x in t],
+        "n_samples": int(n),
+        "n_classes": int(c),
+        "n_positive_labels": int(support.sum()),
+        "n_predicted_positive": int(pred.sum()),
+        "true_positives": int(counts["tp"].sum()),
+        "false_positives": int(counts["fp"].sum()),
+        "false_negatives": int(counts["fn"].sum()),
+        "true_negatives": int(counts["tn"].sum()),
+    }
+
+
+def per_class_report(
+    y_true: np.ndarray,
+    y_prob: np.ndarray,
+    class_names: Sequence[str] | None = None,
+    threshold: float | Sequence[float] | np.ndarray = DEFAULT_THRESHOLD,
+    faithful: bool = False,
+) -> pd.DataFrame:
+    """One row per class: the per-class report of SPEC 7.
+
+    Args:
+        y_true, y_prob, class_names, threshold, faithful: as in :func:`evaluate`.
+
+    Returns:
+        A DataFrame indexed by class name (index name ``"class"``) with the columns of
+        ``REPORT_COLUMNS``: ``positive_rate``, ``accuracy``, ``true_positive_rate``,
+        ``true_negative_rate``, ``auc``, ``auc_defined``, ``precision``, ``recall``, ``f1``,
+        ``kappa`` (Cohen's), ``support`` (positives in ``y_true``), the four confusion counts and
+        ``threshold``. A class with no positive (no negative) has NaN ``true_positive_rate``
+        (``true_negative_rate``) and AUC, and ``auc_defined`` False. Precision, recall and F1 are
+        0 where undefined, as scikit-learn's ``zero_division=0``; kappa is NaN where undefined
+        (truth and prediction both constant and equal).
+    """
+    truth, prob = check_predictions(y_true, y_prob)
+    if faithful:
+        truth, prob = faithful_truncation(truth, prob)
+    n, c = truth.shape
+    names = _class_names(class_names, c)
+    t = _thresholds(threshold, c)
+    pred = prob > t[None, :]
+    k = {key: v.astype(np.float64) for key, v in _confusion(truth, pred).items()}
+    tp, fp, fn, tn = k["tp"], k["fp"], k["fn"], k["tn"]
+    auc = _per_class_auc(truth, prob)
+
+    def ratio(num: np.ndarray, den: np.ndarray, undefined: float) -> np.ndarray:
+        out = np.full(c, undefined)
+        np.divide(num, den, out=out, where=den > 0)
+        return out
+
+    # Binary Cohen's kappa in closed form, equal to scikit-learn's cohen_kappa_score.
+    kappa_den = (tp + fp) * (fp + tn) + (tp + fn) * (fn + tn)
+    return pd.DataFrame(
+        {
+            "positive_rate": (tp + fn) / n,
+            "accuracy": (tp + tn) / n,
+            "true_positive_rate": ratio(tp, tp + fn, np.nan),
+            "true_negative_rate": ratio(tn, tn + fp, np.nan),
+            "auc": auc,
+            "auc_defined": np.isfinite(auc),
+            "precision": ratio(tp, tp + fp, 0.0),
+            "recall": ratio(tp, tp + fn, 0.0),
+            "f1": ratio(2 * tp, 2 * tp + fp + fn, 0.0),
+            "kappa": ratio(2 * (tp * tn - fn * fp), kappa_den, np.nan),
+            "support": (tp + fn).astype(np.int64),
+            "true_positives": tp.astype(np.int64),
+            "false_positives": fp.astype(np.int64),
+            "false_negatives": fn.astype(np.int64),
+            "true_negatives": tn.astype(np.int64),
+            "threshold": t,
+        },
+        index=pd.Index(names, name="class"),
+    )
+
+
+def tune_thresholds(
+    y_true_val: np.ndarray,
+    y_prob_val: np.ndarray,
+    grid: Sequence[float] | np.ndarray = THRESHOLD_GRID,
+) -> np.ndarray:
+    """Per-class thresholds that maximize F1 on a validation set (SPEC 7).
+
+    Among thresholds of equal F1 the one closest to 0.5 wins (the smaller of two equally close):
+    a class whose validation F1 is flat, e.g. one with no positive there, keeps the default 0.5
+    rather than a threshold of 0 that would predict it everywhere.
+
+    Args:
+        y_true_val: (rows, classes) 0/1 validation labels.
+        y_prob_val: (rows, classes) validation probabilities.
+        grid: candidate thresholds in [0, 1]; default 0, 0.01, ..., 0.99.
+
+    Returns:
+        float64 array of shape (classes,).
+
+    Example:
+        >>> y = np.array([[1], [1], [0], [0]])
+        >>> p = np.array([[0.35], [0.3], [0.2], [0.1]])
+        >>> float(tune_thresholds(y, p, grid=[0.1, 0.25, 0.5])[0])
+        0.25
+    """
+    truth, prob = check_predictions(y_true_val, y_prob_val)
+    g = np.asarray(grid, dtype=np.float64).ravel()
+    if g.size == 0:
+        raise DataError("the threshold grid is empty")
+    _thresholds(g, g.size)
+    order = np.argsort(g, kind="stable")
+    sorted_g = g[order]
+    n, c = truth.shape
+    # How many grid values lie strictly below each score: the score is above sorted_g[j] iff
+    # j < below. One histogram per class then gives, for every grid value at once, how many
+    # scores (and how many positive scores) lie above it, without a loop over grid x classes.
+    below = np.searchsorted(sorted_g, prob, side="left")
+    offset = (np.arange(c) * (g.size + 1))[None, :]
+    hist_all = np.bincount((below + offset).ravel(), minlength=c * (g.size + 1))
+    hist_pos = np.bincount((below + offset)[truth], minlength=c * (g.size + 1))
+    above_all = _count_above(hist_all.reshape(c, g.size + 1))
+    above_pos = _count_above(hist_pos.reshape(c, g.size + 1))
+    positives = truth.sum(axis=0)[:, None]
+    den = above_all + positives
+    f1 = np.zeros(den.shape)
+    np.divide(2.0 * above_pos, den, out=f1, where=den > 0)
+    best = f1.max(axis=1, keepdims=True)
+    # F1 values are correctly rounded ratios of integers, so equal F1s compare equal exactly.
+    ties = f1 == best
+    distance = np.where(ties, np.abs(sorted_g - 0.5)[None, :], np.inf)
+    pick = np.argmin(distance, axis=1)
+    return sorted_g[pick]
+
+
+def _count_above(hist: np.ndarray) -> np.ndarray:
+    """(C, G + 1) histogram of ``below`` -> (C, G) counts with ``below > j`` for each j."""
+    tail = np.cumsum(hist[:, ::-1], axis=1)[:, ::-1]
+    return tail[:, 1:]

@@ -1,0 +1,357 @@
+"""One run of the paper's protocol: (data folder, method, ratio, fold) on cached features.
+
+The three methods differ only in the per-entry weight W = y * P + (1 - y) * w̄ fed to Keras as a
+(batch, classes) ``sample_weight`` (SPEC 6):
+
+- ``ce``: w̄ = 1, the class-balanced cross-entropy baseline;
+- ``im-wce``: w̄ = the ignore-missing weights of the data folder (0 where a positive was hidden);
+- ``cb-wce``: w̄ = the confidence weights of paper eq. 3.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from mlml_tf.cache import FeatureCache
+from mlml_tf.errors import DataError, atomic_path, write_bytes_atomic
+from mlml_tf.labels import class_balance_weights, confidence_weights
+from mlml_tf.layout import GROUNDTRUTH, read_groundtruth, read_manifest, read_run_labels, run_files
+
+METHODS = ("ce", "im-wce", "cb-wce")
+COMPLETE = "complete.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """Settings of one run; the defaults are the original's (SPEC 7).
+
+    ``cb_source``: "observed" counts confidence weights over the run's observed training labels
+    (what a user has); "oracle" is the original's choice, the complete labels of the whole set.
+    ``pos_weight_source``: "run" computes P from the run's training labels; "original" from the
+    complete labels of fold 1 (``train1_0.0.csv``), for every run, as the original did.
+    ``validation_fraction``: held-out training rows on which per-class thresholds are tuned.
+    """
+
+    method: str
+    ratio: float
+    fold: int
+    epochs: int = 20
+    batch_size: int = 32
+    learning_rate: float = 0.1
+    decay_rate: float = 0.95
+    decay_steps: int = 1000
+    head: str = "original"
+    seed: int = 0
+    cb_source: str = "observed"
+    pos_weight_source: str = "run"
+    validation_fraction: float = 0.0
+    strategy: str = "default"
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise DataError(f"unknown method {self.method!r}; use one of {', '.join(METHODS)}")
+        if self.cb_source not in ("observed", "oracle"):
+            raise DataError(f"cb_source must be 'observed' or 'oracle', not {self.cb_source!r}")
+        if self.pos_weight_source not in ("run", "original"):
+            raise DataError("pos_weight_source must be 'run' or 'original', "
+                            f"not {self.pos_weight_source!r}")
+        if not 0.0 <= self.validation_fraction < 1.0:
+            raise DataError(f"validation_fraction {self.validation_fraction} is outside [0, 1)")
+
+
+@dataclasses.dataclass
+class RunData:
+    """Arrays of one run: rows, labels and the entry weights W."""
+
+    classes: list[str]
+    train_ids: np.ndarray
+    train_labels: np.ndarray
+    weights: np.ndarray
+    pos_weight: np.ndarray
+    test_ids: np.ndarray
+    test_labels: np.ndarray
+    label_digest: str
+
+
+def _files_digest(paths: list[Path]) -> str:
+    h = hashlib.sha256()
+    for p in paths:
+        h.update(p.name.encode())
+        h.update(hashlib.sha256(p.read_bytes()).digest())
+    return h.hexdigest()
+
+
+def load_run_data(data: str | os.PathLike, config: RunConfig) -> RunData:
+    """Read the run's files and compute P and w̄ as the configuration asks."""
+    from mlml_tf.losses import entry_weights
+
+    data = Path(data)
+    files = read_run_labels(data, config.ratio, config.fold)
+    train, test = files["train"], files["test"]
+    observed = train.to_numpy()
+    used = [run_files(data, config.ratio, config.fold)[k] for k in
+            ("train", "negative_weights", "test")]
+    if config.pos_weight_source == "original":
+        # The original computed P once, from the complete labels of fold 1 (SPEC 6).
+        first = run_files(data, 0.0, 1)["train"]
+        from mlml_tf.layout import read_table
+
+        pos_weight = class_balance_weights(read_table(first).to_numpy())
+        used.append(first)
+    else:
+        pos_weight = class_balance_weights(observed)
+    if config.method == "ce":
+        negative = np.ones_like(observed, dtype=np.float32)
+    elif config.method == "im-wce":
+        negative = files["negative_weights"].to_numpy()
+    elif config.cb_source == "observed":
+        negative = confidence_weights(observed)
+    else:
+        negative = _oracle_confidence_weights(data, train)
+        used.append(data / GROUNDTRUTH)
+    weights = entry_weights(observed.astype(np.float32), pos_weight, negative)
+    return RunData(
+        classes=list(train.columns),
+        train_ids=train.index.to_numpy(),
+        train_labels=observed.astype(np.float32),
+        weights=np.asarray(weights, dtype=np.float32),
+        pos_weight=pos_weight,
+        test_ids=test.index.to_numpy(),
+        test_labels=test.to_numpy().astype(np.float32),
+        label_digest=_files_digest(used),
+    )
+
+
+def _oracle_confidence_weights(data: Path, train) -> np.ndarray:
+    """The original's global weights: counted over the complete labels of every row of the set,
+    train and test of all folds (SPEC 4); it needs complete labels, an oracle."""
+    truth = read_groundtruth(data)
+    weights = confidence_weights(truth.to_numpy())
+    rows = truth.index.get_indexer(train.index)
+    if (rows < 0).any():
+        raise DataError(f"training id {train.index[rows < 0][0]!r} is not in groundtruth.csv",
+                        file=data / GROUNDTRUTH)
+    return weights[rows]
+
+
+def drop_skipped_images(run_data: RunData, skipped) -> tuple[RunData, dict]:
+    """Leave out the rows whose images were skipped as unreadable when the cache was built."""
+    if not len(skipped):
+        return run_data, {"train": 0, "test": 0}
+    keep_train = ~np.isin(run_data.train_ids, skipped)
+    keep_test = ~np.isin(run_data.test_ids, skipped)
+    kept = dataclasses.replace(
+        run_data,
+        train_ids=run_data.train_ids[keep_train],
+        train_labels=run_data.train_labels[keep_train],
+        weights=run_data.weights[keep_train],
+        test_ids=run_data.test_ids[keep_test],
+        test_labels=run_data.test_labels[keep_test],
+    )
+    return kept, {"train": int((~keep_train).sum()), "test": int((~keep_test).sum())}
+
+
+def run_digest(config: RunConfig, run_data: RunData, cache: FeatureCache) -> str:
+    """Hash of everything that determines a run's result: two settings, two folders."""
+    content = {
+        "config": dataclasses.asdict(config),
+        "labels": run_data.label_digest,
+        "features": cache.manifest["ids_sha256"] + json.dumps(cache.settings, sort_keys=True),
+    }
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+
+
+def get_strategy(name: str = "default"):
+    """A ``tf.distribute`` strategy by name: default, mirrored, multiworker or tpu."""
+    import tensorflow as tf
+
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multiworker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "tpu":
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        return tf.distribute.TPUStrategy(resolver)
+    raise DataError(f"unknown strategy {name!r}")
+
+
+def training_dataset(cache: FeatureCache, rows: np.ndarray, labels: np.ndarray,
+                     weights: np.ndarray, batch_size: int, seed: int, start_step):
+    """An endless stream of (features, y, W) batches whose k-th batch depends only on k.
+
+    Step k belongs to epoch k // steps and takes the next slice of that epoch's permutation of
+    the rows (seeded by (seed, epoch)); the original's last N mod B rows of an epoch are dropped
+    as its ``floor(N / B)`` steps did. ``start_step()`` is read when Keras opens the stream, after
+    BackupAndRestore has restored the optimizer, so that a resumed run sees exactly the batches
+    an uninterrupted one would have seen.
+    """
+    import tensorflow as tf
+
+    steps = len(rows) // batch_size
+    if steps == 0:
+        raise DataError(f"{len(rows)} training rows make no batch of {batch_size}")
+    n_classes = labels.shape[1]
+
+    def batch_indices():
+        step = int(start_step())
+        while True:
+            epoch, pos = divmod(step, steps)
+            order = np.random.default_rng([seed, epoch]).permutation(len(rows))
+            yield order[pos * batch_size : (pos + 1) * batch_size]
+            step += 1
+
+    def gather(idx):
+        return cache.read(rows[idx]), labels[idx], weights[idx]
+
+    def load(idx):
+        x, y, w = tf.numpy_function(gather, [idx], [tf.float32, tf.float32, tf.float32])
+        x.set_shape((batch_size, *cache.shape))
+        y.set_shape((batch_size, n_classes))
+        w.set_shape((batch_size, n_classes))
+        return x, y, w
+
+    ds = tf.data.Dataset.from_generator(
+        batch_indices, output_signature=tf.TensorSpec((batch_size,), tf.int64)
+    )
+    return ds.map(load, num_parallel_calls=1).prefetch(2), steps
+
+
+def predict(model, cache: FeatureCache, rows: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Probabilities for every row (the original dropped the last N mod 32 rows, SPEC 7)."""
+    import tensorflow as tf
+
+    out = []
+    for start in range(0, len(rows), batch_size):
+        logits = model(cache.read(rows[start : start + batch_size]), training=False)
+        out.append(tf.sigmoid(logits).numpy())
+    return np.concatenate(out) if out else np.zeros((0, model.output_shape[-1]), np.float32)
+
+
+def train_run(data: str | os.PathLike, cache: FeatureCache, run_dir: str | os.PathLike,
+              config: RunConfig, run_data: RunData | None = None, verbose: int | str = "auto",
+              extra: dict | None = None) -> dict:
+    """Train the head of one run on cached features and write its results to ``run_dir``.
+
+    Writes the original's outputs (``predictions.out``, ``test_ground_truth_classes.txt``,
+    ``evaluation_results.txt``, ``results_report.csv``), ``metrics.json``, ``training_log.csv``,
+    TensorBoard logs and, last, ``complete.json``. Resumes from ``run_dir/backup`` if an earlier
+    attempt was killed.
+
+    Returns:
+        The metrics dictionary.
+    """
+    import keras
+
+    from mlml_tf.losses import WeightedBinaryCrossentropy
+    from mlml_tf.model import build_head
+    from mlml_tf.results import write_run_outputs
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    run_data = run_data or load_run_data(data, config)
+    run_data, dropped = drop_skipped_images(run_data, cache.manifest.get("skipped", []))
+    train_rows = cache.rows_of(run_data.train_ids, "training labels")
+    test_rows = cache.rows_of(run_data.test_ids, "test labels")
+    labels, weights = run_data.train_labels, run_data.weights
+    fit_idx, val_idx = np.arange(len(train_rows)), np.arange(0)
+    if config.validation_fraction > 0:
+        order = np.random.default_rng([config.seed, 7]).permutation(len(train_rows))
+        n_val = max(1, int(round(config.validation_fraction * len(order))))
+        val_idx, fit_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
+
+    keras.utils.set_random_seed(config.seed)
+    strategy = get_strategy(config.strategy)
+    with strategy.scope():
+        model = build_head(cache.shape, len(run_data.classes), head=config.head, seed=config.seed)
+        schedule = keras.optimizers.schedules.ExponentialDecay(
+            config.learning_rate, config.decay_steps, config.decay_rate, staircase=True
+        )
+        model.compile(optimizer=keras.optimizers.Adadelta(learning_rate=schedule),
+                      loss=WeightedBinaryCrossentropy(from_logits=True))
+    dataset, steps = training_dataset(
+        cache, train_rows[fit_idx], labels[fit_idx], weights[fit_idx], config.batch_size,
+        config.seed, start_step=lambda: model.optimizer.iterations.numpy(),
+    )
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
+        keras.callbacks.CSVLogger(str(run_dir / "training_log.csv"), append=True),
+        keras.callbacks.TensorBoard(str(run_dir / "logs"), write_graph=False),
+    ]
+    trained = run_dir / "head.weights.h5"
+    if trained.exists():
+        # Killed after training but before the results were written: the head is done.
+        model.load_weights(trained)
+    else:
+        model.fit(dataset, epochs=config.epochs, steps_per_epoch=steps, callbacks=callbacks,
+                  verbose=verbose, shuffle=False)
+        with atomic_path(trained) as tmp:
+            model.save_weights(tmp)
+
+    thresholds = None
+    if len(val_idx):
+        from mlml_tf.metrics import tune_thresholds
+
+        val_prob = predict(model, cache, train_rows[val_idx])
+        thresholds = tune_thresholds(labels[val_idx], val_prob)
+    probabilities = predict(model, cache, test_rows)
+    info = {
+        "config": dataclasses.asdict(config),
+        "pos_weight": run_data.pos_weight.tolist(),
+        "train_rows": int(len(fit_idx)),
+        "validation_rows": int(len(val_idx)),
+        "test_rows": int(len(test_rows)),
+        "steps_per_epoch": int(steps),
+        "versions": library_versions(),
+        "feature_cache": cache.manifest["settings"],
+        "rows_without_image": dropped,
+        **(extra or {}),
+    }
+    metrics = write_run_outputs(run_dir, run_data.test_labels, probabilities, run_data.classes,
+                                thresholds=thresholds, extra=info)
+    return metrics
+
+
+def library_versions() -> dict:
+    import platform
+
+    import keras
+    import sklearn
+    import tensorflow as tf
+
+    from mlml_tf import __version__
+
+    return {"mlml_tf": __version__, "tensorflow": tf.__version__, "keras": keras.__version__,
+            "numpy": np.__version__, "scikit-learn": sklearn.__version__,
+            "python": platform.python_version()}
+
+
+def mark_complete(run_dir: str | os.PathLike, digest: str, metrics: dict) -> None:
+    """Write the completion marker, last: a run folder without it is not a result."""
+    write_bytes_atomic(Path(run_dir) / COMPLETE,
+                       json.dumps({"settings_sha256": digest, "metrics": metrics},
+                                  sort_keys=True, indent=1).encode() + b"\n")
+
+
+def is_complete(run_dir: str | os.PathLike, digest: str) -> bool:
+    path = Path(run_dir) / COMPLETE
+    if not path.exists():
+        return False
+    try:
+        return json.loads(path.read_text()).get("settings_sha256") == digest
+    except json.JSONDecodeError:
+        return False
+
+
+def data_classes(data: str | os.PathLike) -> list[str]:
+    manifest = read_manifest(data)
+    return manifest.get("class_names") or manifest.get("classes") or []

@@ -1,0 +1,126 @@
+"""One run and the grid, on a feature cache made from real COCO label rows."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlml_tf.cache import build_feature_cache
+from mlml_tf.errors import DataError
+from mlml_tf.grid import grid_cells, run_cells
+from mlml_tf.layout import split, write_groundtruth
+from mlml_tf.results import collect_runs, experiment_name
+from mlml_tf.train import RunConfig, load_run_data, train_run
+
+N_ROWS, N_CLASSES, FEATURES = 256, 12, (2, 2, 8)
+
+
+def _labels(coco_reference) -> pd.DataFrame:
+    frame = coco_reference.drop(columns="fold")
+    frame = frame.loc[:, frame.iloc[:N_ROWS].sum().sort_values(ascending=False).index[:N_CLASSES]]
+    return frame.iloc[:N_ROWS].astype(np.uint8)
+
+
+def _features(labels: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Features that carry the labels (a fixed random projection) plus noise."""
+    rng = np.random.default_rng(seed)
+    proj = rng.normal(size=(labels.shape[1], int(np.prod(FEATURES))))
+    x = labels @ proj + 0.5 * rng.normal(size=(len(labels), proj.shape[1]))
+    return x.reshape(len(labels), *FEATURES).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def data_and_cache(tmp_path_factory, coco_reference):
+    root = tmp_path_factory.mktemp("grid")
+    labels = _labels(coco_reference)
+    write_groundtruth(root / "data", labels)
+    split(root / "data", ratios=[0.0, 0.5], seed=0)
+    x = _features(labels.to_numpy())
+    cache = build_feature_cache(
+        root / "cache", labels.index, lambda: iter(np.array_split(x, 5)), lambda b: b,
+        settings={"backbone": "projection", "seed": 0}, progress=False,
+    )
+    return root, cache, x
+
+
+def test_cache_round_trip_and_settings_check(data_and_cache, tmp_path):
+    root, cache, x = data_and_cache
+    assert len(cache) == N_ROWS and cache.shape == FEATURES
+    rows = np.array([5, 0, 200])
+    np.testing.assert_array_equal(cache.read(rows), x[rows].astype(np.float16).astype(np.float32))
+    assert np.load(root / "cache" / "features.npy", mmap_mode="r").dtype == np.float16
+    calls = []
+
+    def extractor(b):
+        calls.append(len(b))
+        return b
+
+    again = build_feature_cache(root / "cache", cache.ids, lambda: iter([x]), extractor,
+                                settings={"backbone": "projection", "seed": 0}, progress=False)
+    assert calls == [] and again.ids == cache.ids, "same settings: reused, not recomputed"
+    copy = tmp_path / "c"
+    build_feature_cache(copy, cache.ids, lambda: iter([x]), extractor,
+                        settings={"backbone": "projection", "seed": 0}, progress=False)
+    other = build_feature_cache(copy, cache.ids, lambda: iter([x]), extractor,
+                                settings={"backbone": "projection", "seed": 1}, progress=False)
+    assert calls == [N_ROWS, N_ROWS], "other settings: rebuilt"
+    assert other.settings["seed"] == 1
+    with pytest.raises(DataError, match="id 'nope'"):
+        other.rows_of(["nope"])
+
+
+@pytest.mark.parametrize("method", ["ce", "im-wce", "cb-wce"])
+def test_entry_weights_of_each_method(data_and_cache, method):
+    root, _, _ = data_and_cache
+    data = load_run_data(root / "data", RunConfig(method=method, ratio=0.5, fold=1))
+    y = data.train_labels
+    p = data.pos_weight
+    assert np.allclose(data.weights[y == 1], np.broadcast_to(p, y.shape)[y == 1])
+    negative = data.weights[y == 0]
+    if method == "ce":
+        assert (negative == 1).all()
+    elif method == "im-wce":
+        assert set(np.unique(negative)) == {0.0, 1.0}
+    else:
+        assert ((negative >= 0) & (negative <= 1)).all() and len(np.unique(negative)) > 2
+
+
+def test_one_run_writes_the_original_outputs(data_and_cache, tmp_path):
+    root, cache, _ = data_and_cache
+    config = RunConfig(method="cb-wce", ratio=0.5, fold=1, epochs=20, learning_rate=1.0,
+                       batch_size=8, validation_fraction=0.2)
+    metrics = train_run(root / "data", cache, tmp_path / "run", config, verbose=0)
+    for name in ("predictions.out", "test_ground_truth_classes.txt", "evaluation_results.txt",
+                 "results_report.csv", "metrics.json", "training_log.csv", "head.weights.h5"):
+        assert (tmp_path / "run" / name).exists(), name
+    pred = np.loadtxt(tmp_path / "run" / "predictions.out", delimiter=",")
+    data = load_run_data(root / "data", config)
+    assert pred.shape == (len(data.test_ids), N_CLASSES), "every test row is predicted"
+    assert metrics["roc_auc_micro"] > 0.75
+    log = pd.read_csv(tmp_path / "run" / "training_log.csv")
+    assert len(log) == 20 and log["loss"].iloc[-1] < log["loss"].iloc[0]
+    extra = json.loads((tmp_path / "run" / "metrics.json").read_text())["extra"]
+    assert extra["validation_rows"] > 0 and "tensorflow" in extra["versions"]
+
+
+def test_grid_skips_complete_runs_and_separates_settings(data_and_cache, tmp_path):
+    root, cache, _ = data_and_cache
+    cells = grid_cells(["ce", "im-wce", "cb-wce"], [0.0, 0.5], [1, 2])
+    assert len(cells) == 12
+    assert grid_cells(["ce"], [0.5], [1, 2, 3], shard=(2, 2)) == [("ce", 0.5, 2)]
+    chosen = [("ce", 0.5, 1), ("cb-wce", 0.5, 1)]
+    out = tmp_path / "out"
+    first = run_cells(root / "data", out, cache, chosen, epochs=1, verbose=0,
+                      config_overrides={"head": "gap"}, log=lambda *_: None)
+    assert first["trained"] == 2
+    again = run_cells(root / "data", out, cache, chosen, epochs=1, verbose=0,
+                      config_overrides={"head": "gap"}, log=lambda *_: None)
+    assert again == {"trained": 0, "already_complete": 2, "running_elsewhere": 0}
+    other = run_cells(root / "data", out, cache, chosen[:1], epochs=2, verbose=0,
+                      config_overrides={"head": "gap"}, log=lambda *_: None)
+    assert other["trained"] == 1
+    folders = list((out / experiment_name("ce", 0.5, 1)).iterdir())
+    assert len([f for f in folders if f.is_dir()]) == 2, "other settings, other folder"
+    runs = collect_runs(out)
+    assert set(runs["method"]) == {"ce", "cb-wce"}
