@@ -28,9 +28,18 @@ _LAZY = {
     "WeightedBinaryCrossentropy": "mlml_tf.losses",
     "ClassBalancedCrossentropy": "mlml_tf.losses",
     "weighted_binary_crossentropy": "mlml_tf.losses",
+    "class_balanced_crossentropy": "mlml_tf.losses",
     "entry_weights": "mlml_tf.losses",
     "build_model": "mlml_tf.model",
     "build_head": "mlml_tf.model",
+    "build_backbone": "mlml_tf.model",
+    "feature_extractor": "mlml_tf.model",
+    "saved_model_backbone": "mlml_tf.model",
+    "image_dataset": "mlml_tf.inputs",
+    "scale_images": "mlml_tf.inputs",
+    "RunConfig": "mlml_tf.train",
+    "train_run": "mlml_tf.train",
+    "run_grid": "mlml_tf.grid",
 }
 
 

@@ -113,6 +113,9 @@ def cache_for_data_folder(data: str | os.PathLike, cache_root: str | os.PathLike
         raise DataError("--images is needed to compute features: the folder of the images")
     weights = None if options.weights in (None, "none", "None") else options.weights
     settings = backbone_settings(options.backbone, weights, options.hub)
+    if weights is None and not options.hub:
+        # Random backbone weights are drawn from the seed: part of what makes the features.
+        settings["seed"] = options.seed
     size = (options.image_size, options.image_size)
     ids = list(read_groundtruth(data).index)
     full = dict(settings, image_size=list(size), scaling=options.scaling)
@@ -123,6 +126,9 @@ def cache_for_data_folder(data: str | os.PathLike, cache_root: str | os.PathLike
     def extractor(batch, training=False):
         # Built on first use: a cache that is already complete needs no backbone (nor download).
         if not model:
+            import keras
+
+            keras.utils.set_random_seed(options.seed)
             model.append(feature_extractor(options.hub or options.backbone, weights=weights,
                                            input_shape=(*size, 3)))
         return model[0](batch, training=training)

@@ -340,6 +340,12 @@ def read_run(run_dir: str | os.PathLike, class_names: Sequence[str] | None = Non
             "classes": classes, "extra": extra, "report": report}
 
 
+def _recency(run_dir: Path) -> tuple:
+    if run_layout(run_dir) == "mlml-tf":
+        return (1, (run_dir / METRICS).stat().st_mtime_ns, run_dir.name)
+    return (0, 0, run_dir.name)
+
+
 def _method_rank(method: str) -> tuple[int, str]:
     return (METHODS.index(method) if method in METHODS else len(METHODS), method)
 
@@ -349,8 +355,10 @@ def collect_runs(root: str | os.PathLike) -> pd.DataFrame:
 
     Folders whose names are not experiment names (:func:`parse_experiment_name`) are ignored,
     and so are run folders that hold no complete run. When an experiment holds several run
-    folders (the original made a new timestamped one per launch), the newest, i.e. the
-    lexicographically last name, is taken; ``n_run_folders`` says how many there were.
+    folders, the newest is taken: for folders of the original (named by a timestamp) the
+    lexicographically last name, for mlml-tf's (named by a digest of the run's settings) the
+    latest ``metrics.json``, which mlml-tf writes last; ``n_run_folders`` says how many there
+    were.
 
     Returns:
         Columns ``method``, ``ratio``, ``fold``, ``experiment``, ``run_dir``, ``layout``,
@@ -369,7 +377,7 @@ def collect_runs(root: str | os.PathLike) -> pd.DataFrame:
         runs = sorted(
             (d for d in experiment.iterdir()
              if d.is_dir() and not d.name.startswith(".") and run_layout(d) is not None),
-            key=lambda d: d.name,
+            key=_recency,
         )
         if not runs:
             continue
