@@ -174,7 +174,10 @@ def get_strategy(name: str = "default"):
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
+        # Every GPU; without one, every logical CPU device (MirroredStrategy alone would take
+        # only the first CPU).
+        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+        return tf.distribute.MirroredStrategy([d.name for d in devices])
     if name == "multiworker":
         return tf.distribute.MultiWorkerMirroredStrategy()
     if name == "tpu":
@@ -186,8 +189,10 @@ def get_strategy(name: str = "default"):
 
 
 def training_dataset(cache: FeatureCache, rows: np.ndarray, labels: np.ndarray,
-                     weights: np.ndarray, batch_size: int, seed: int, start_step):
-    """An endless stream of (features, y, W) batches whose k-th batch depends only on k.
+                     weights: np.ndarray, batch_size: int, seed: int, start_step,
+                     epochs: int = 1):
+    """The stream of (features, y, W) batches of ``epochs`` epochs; the k-th batch depends only
+    on k.
 
     Step k belongs to epoch k // steps and takes the next slice of that epoch's permutation of
     the rows (seeded by (seed, epoch)); the original's last N mod B rows of an epoch are dropped
@@ -203,12 +208,10 @@ def training_dataset(cache: FeatureCache, rows: np.ndarray, labels: np.ndarray,
     n_classes = labels.shape[1]
 
     def batch_indices():
-        step = int(start_step())
-        while True:
+        for step in range(int(start_step()), epochs * steps):
             epoch, pos = divmod(step, steps)
             order = np.random.default_rng([seed, epoch]).permutation(len(rows))
             yield order[pos * batch_size : (pos + 1) * batch_size]
-            step += 1
 
     def gather(idx):
         return cache.read(rows[idx]), labels[idx], weights[idx]
@@ -281,6 +284,7 @@ def train_run(data: str | os.PathLike, cache: FeatureCache, run_dir: str | os.Pa
     dataset, steps = training_dataset(
         cache, train_rows[fit_idx], labels[fit_idx], weights[fit_idx], config.batch_size,
         config.seed, start_step=lambda: model.optimizer.iterations.numpy(),
+        epochs=config.epochs,
     )
     callbacks = [
         keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
@@ -311,6 +315,7 @@ def train_run(data: str | os.PathLike, cache: FeatureCache, run_dir: str | os.Pa
         "validation_rows": int(len(val_idx)),
         "test_rows": int(len(test_rows)),
         "steps_per_epoch": int(steps),
+        "replicas": int(strategy.num_replicas_in_sync),
         "versions": library_versions(),
         "feature_cache": cache.manifest["settings"],
         "rows_without_image": dropped,
