@@ -36,6 +36,8 @@ class RunConfig:
     ``pos_weight_source``: "run" computes P from the run's training labels; "original" from the
     complete labels of fold 1 (``train1_0.0.csv``), for every run, as the original did.
     ``validation_fraction``: held-out training rows on which per-class thresholds are tuned.
+    ``from_logits``: the loss from logits (numerically stable); False trains on clipped
+    probabilities as the original did.
     """
 
     method: str
@@ -52,6 +54,7 @@ class RunConfig:
     pos_weight_source: str = "run"
     validation_fraction: float = 0.0
     strategy: str = "default"
+    from_logits: bool = True
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -229,14 +232,15 @@ def training_dataset(cache: FeatureCache, rows: np.ndarray, labels: np.ndarray,
     return ds.map(load, num_parallel_calls=1).prefetch(2), steps
 
 
-def predict(model, cache: FeatureCache, rows: np.ndarray, batch_size: int = 256) -> np.ndarray:
+def predict(model, cache: FeatureCache, rows: np.ndarray, from_logits: bool = True,
+            batch_size: int = 256) -> np.ndarray:
     """Probabilities for every row (the original dropped the last N mod 32 rows, SPEC 7)."""
     import tensorflow as tf
 
     out = []
     for start in range(0, len(rows), batch_size):
-        logits = model(cache.read(rows[start : start + batch_size]), training=False)
-        out.append(tf.sigmoid(logits).numpy())
+        outputs = model(cache.read(rows[start : start + batch_size]), training=False)
+        out.append((tf.sigmoid(outputs) if from_logits else outputs).numpy())
     return np.concatenate(out) if out else np.zeros((0, model.output_shape[-1]), np.float32)
 
 
@@ -275,12 +279,14 @@ def train_run(data: str | os.PathLike, cache: FeatureCache, run_dir: str | os.Pa
     keras.utils.set_random_seed(config.seed)
     strategy = get_strategy(config.strategy)
     with strategy.scope():
-        model = build_head(cache.shape, len(run_data.classes), head=config.head, seed=config.seed)
+        output = "logits" if config.from_logits else "probabilities"
+        model = build_head(cache.shape, len(run_data.classes), head=config.head, output=output,
+                           seed=config.seed)
         schedule = keras.optimizers.schedules.ExponentialDecay(
             config.learning_rate, config.decay_steps, config.decay_rate, staircase=True
         )
         model.compile(optimizer=keras.optimizers.Adadelta(learning_rate=schedule),
-                      loss=WeightedBinaryCrossentropy(from_logits=True))
+                      loss=WeightedBinaryCrossentropy(from_logits=config.from_logits))
     dataset, steps = training_dataset(
         cache, train_rows[fit_idx], labels[fit_idx], weights[fit_idx], config.batch_size,
         config.seed, start_step=lambda: model.optimizer.iterations.numpy(),
@@ -305,9 +311,9 @@ def train_run(data: str | os.PathLike, cache: FeatureCache, run_dir: str | os.Pa
     if len(val_idx):
         from mlml_tf.metrics import tune_thresholds
 
-        val_prob = predict(model, cache, train_rows[val_idx])
+        val_prob = predict(model, cache, train_rows[val_idx], config.from_logits)
         thresholds = tune_thresholds(labels[val_idx], val_prob)
-    probabilities = predict(model, cache, test_rows)
+    probabilities = predict(model, cache, test_rows, config.from_logits)
     info = {
         "config": dataclasses.asdict(config),
         "pos_weight": run_data.pos_weight.tolist(),
