@@ -199,9 +199,10 @@ def training_dataset(cache: FeatureCache, rows: np.ndarray, labels: np.ndarray,
 
     Step k belongs to epoch k // steps and takes the next slice of that epoch's permutation of
     the rows (seeded by (seed, epoch)); the original's last N mod B rows of an epoch are dropped
-    as its ``floor(N / B)`` steps did. ``start_step()`` is read when Keras opens the stream, after
-    BackupAndRestore has restored the optimizer, so that a resumed run sees exactly the batches
-    an uninterrupted one would have seen.
+    as its ``floor(N / B)`` steps did. ``start_step()`` is called when the stream starts, which
+    is after Keras' ``on_train_begin``: train_run makes it return the optimizer's step as
+    BackupAndRestore restored it, so that a resumed run sees exactly the batches an
+    uninterrupted one would have seen.
     """
     import tensorflow as tf
 
@@ -230,6 +231,20 @@ def training_dataset(cache: FeatureCache, rows: np.ndarray, labels: np.ndarray,
         batch_indices, output_signature=tf.TensorSpec((batch_size,), tf.int64)
     )
     return ds.map(load, num_parallel_calls=1).prefetch(2), steps
+
+
+def _StartStep():
+    """A callback that reads the optimizer's step once training begins, after
+    BackupAndRestore: the step the training stream must start from."""
+    import keras
+
+    class StartStep(keras.callbacks.Callback):
+        step = 0
+
+        def on_train_begin(self, logs=None):
+            self.step = int(self.model.optimizer.iterations.numpy())
+
+    return StartStep()
 
 
 def predict(model, cache: FeatureCache, rows: np.ndarray, from_logits: bool = True,
@@ -287,13 +302,14 @@ def train_run(data: str | os.PathLike, cache: FeatureCache, run_dir: str | os.Pa
         )
         model.compile(optimizer=keras.optimizers.Adadelta(learning_rate=schedule),
                       loss=WeightedBinaryCrossentropy(from_logits=config.from_logits))
+    start = _StartStep()
     dataset, steps = training_dataset(
         cache, train_rows[fit_idx], labels[fit_idx], weights[fit_idx], config.batch_size,
-        config.seed, start_step=lambda: model.optimizer.iterations.numpy(),
-        epochs=config.epochs,
+        config.seed, start_step=lambda: start.step, epochs=config.epochs,
     )
     callbacks = [
         keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
+        start,  # after BackupAndRestore, which restores the optimizer's step in on_train_begin
         keras.callbacks.CSVLogger(str(run_dir / "training_log.csv"), append=True),
         keras.callbacks.TensorBoard(str(run_dir / "logs"), write_graph=False),
     ]
