@@ -451,7 +451,7 @@ def format_table_markdown(table: pd.DataFrame, digits: int = 4) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _save_figure(figure, out_stem: str | os.PathLike) -> list[Path]:
+def save_figure(figure, out_stem: str | os.PathLike) -> list[Path]:
     """Write ``<out_stem>.png`` and ``<out_stem>.pdf`` atomically, with reproducible bytes."""
     paths = []
     for fmt, metadata in (("png", None), ("pdf", {"CreationDate": None})):
@@ -522,7 +522,7 @@ def plot_metric_boxplots(
         ax.grid(axis="y", alpha=0.3)
     axes[-1].legend(handles=_legend_handles(methods), loc="best", fontsize="small")
     figure.tight_layout()
-    return _save_figure(figure, out_stem)
+    return save_figure(figure, out_stem)
 
 
 def _reports_by_method(runs_or_reports, ratio: float,
@@ -600,4 +600,4 @@ def plot_true_positives(
     ax.legend(fontsize="small")
     ax.grid(axis="y", alpha=0.3)
     figure.tight_layout()
-    return _save_figure(figure, out_stem)
+    return save_figure(figure, out_stem)

@@ -119,8 +119,10 @@ def load_run_data(data: str | os.PathLike, config: RunConfig) -> RunData:
         negative = _oracle_confidence_weights(data, train)
         used.append(data / GROUNDTRUTH)
     weights = entry_weights(observed.astype(np.float32), pos_weight, negative)
+    # NUS-WIDE files name their columns 0..80; the manifest knows the concepts.
+    names = data_classes(data)
     return RunData(
-        classes=list(train.columns),
+        classes=names if len(names) == train.shape[1] else list(train.columns),
         train_ids=train.index.to_numpy(),
         train_labels=observed.astype(np.float32),
         weights=np.asarray(weights, dtype=np.float32),
