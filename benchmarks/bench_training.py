@@ -165,10 +165,8 @@ def bench_memory(args) -> None:
     print(f"(c) cached training, one epoch over every row, features {shape} float16:")
     for n in args.memory_rows:
         folder = Path(tempfile.mkdtemp()) / "cache"
-        rng = np.random.default_rng(0)
-        chunk = 512
-
-        def batches(n=n):
+        def batches(n=n, chunk=512):
+            rng = np.random.default_rng(0)
             for start in range(0, n, chunk):
                 size = min(chunk, n - start)
                 yield rng.standard_normal((size, *shape), dtype=np.float32)

@@ -1,0 +1,408 @@
+"""The notebooks, run headless with papermill, as a researcher runs them on Colab.
+
+Each data set's chain runs in order on small data sets in the real formats (a COCO 2017
+``instances_train2017.json`` and NUS-WIDE list and tag files, over real photographs): the
+preprocessing notebook, the three training notebooks, the results notebook. The results notebook
+also reads a folder in the original code's layout. The committed notebooks are what
+``notebooks/build_notebooks.py`` writes, without outputs.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import os
+import sys
+import types
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pandas as pd
+import papermill
+import pytest
+from fixtures import make_coco_fixture, make_nuswide_fixture
+from sklearn.metrics import precision_score, recall_score, roc_auc_score
+
+from mlml_tf import notebook
+from mlml_tf.datasets import COCO_CLASS_NAMES
+from mlml_tf.layout import read_groundtruth, read_manifest, run_files, verify
+from mlml_tf.results import EXPERIMENT_TEMPLATES, METHODS, collect_runs, summary_table
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOKS = REPO / "notebooks"
+EXPECTED = [
+    "00-demo", "MSCOCO-preprocessing", "NUSWIDE-preprocessing",
+    "CE-MSCOCO", "IM-WCE-MSCOCO", "CB-WCE-MSCOCO", "CE-NUSWIDE", "IM-WCE-NUSWIDE",
+    "CB-WCE-NUSWIDE", "MSCOCO-results", "NUSWIDE-results",
+]
+RATIOS, FOLDS = [0.0, 0.5], [1, 2]
+# Small and fast: a random MobileNetV2 on 32 x 32 images, one epoch.
+FAST = {"BACKBONE": "MobileNetV2", "WEIGHTS": None, "IMAGE_SIZE": 32, "EPOCHS": 1,
+        "BATCH_SIZE": 4, "RATIOS": RATIOS, "FOLDS": FOLDS}
+DATASETS = {
+    "coco": {"file": "MSCOCO", "slug": "mscoco"},
+    "nuswide": {"file": "NUSWIDE", "slug": "nuswide"},
+}
+
+
+def _builder():
+    spec = importlib.util.spec_from_file_location("build_notebooks",
+                                                  NOTEBOOKS / "build_notebooks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _committed() -> dict[str, nbformat.NotebookNode]:
+    return {p.stem: nbformat.read(p, as_version=4) for p in sorted(NOTEBOOKS.glob("*.ipynb"))}
+
+
+# ------------------------------------------------------------------------------ committed files
+
+
+def test_every_notebook_is_committed_as_the_generator_writes_it():
+    builder = _builder()
+    built = builder.build()
+    assert sorted(Path(n).stem for n in built) == sorted(EXPECTED)
+    assert sorted(_committed()) == sorted(EXPECTED)
+    for file_name, nb in built.items():
+        committed = (NOTEBOOKS / file_name).read_text(encoding="utf-8")
+        assert committed == builder.text(nb), f"{file_name}: run notebooks/build_notebooks.py"
+
+
+@pytest.mark.parametrize("name", EXPECTED)
+def test_committed_notebook_is_a_clean_story(name):
+    nb = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
+    nbformat.validate(nb)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(c.outputs == [] and c.execution_count is None for c in code)
+    tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1 and tagged[0] is code[0]
+    # every step says why before it acts
+    for before, cell in zip(nb.cells, nb.cells[1:], strict=False):
+        if cell.cell_type == "code":
+            assert before.cell_type == "markdown", f"{name}: {cell.source[:60]!r}"
+    install = code[1].source
+    assert f"git+{notebook.REPOSITORY_URL}" in install and "--no-deps" in install
+    assert '"google.colab" in sys.modules' in install
+    assert "notebook.setup(mount_drive=MOUNT_DRIVE" in code[2].source
+    assert notebook.colab_url(f"{name}.ipynb") in nb.cells[0].source
+
+
+def test_parameters_default_to_the_paper_settings():
+    params = {}
+    for name, nb in _committed().items():
+        cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+        scope: dict = {}
+        exec(cell.source, {}, scope)
+        params[name] = scope
+    for data, min_labels in (("MSCOCO", 4), ("NUSWIDE", 3)):
+        prep = params[f"{data}-preprocessing"]
+        assert prep["MIN_LABELS"] == min_labels and prep["FOLDS"] == 4
+        assert prep["RATIOS"] == [0.0, 0.25, 0.5, 0.75]
+        for method in ("CE", "IM-WCE", "CB-WCE"):
+            p = params[f"{method}-{data}"]
+            assert (p["EPOCHS"], p["BATCH_SIZE"], p["LEARNING_RATE"]) == (20, 32, 0.1)
+            assert (p["BACKBONE"], p["WEIGHTS"], p["IMAGE_SIZE"]) == (
+                "InceptionResNetV2", "imagenet", 224)
+            assert p["RATIOS"] == [0.0, 0.25, 0.5, 0.75] and p["FOLDS"] == [1, 2, 3, 4]
+    coco = params["MSCOCO-preprocessing"]
+    assert coco["ANNOTATIONS"] == "/content/coco/annotations/instances_train2017.json"
+    assert params["MSCOCO-results"]["FIGURE3_RATIO"] == 0.5
+    assert params["MSCOCO-results"]["TOP_CLASSES"] == 15
+
+
+def test_readme_links_every_notebook_to_colab():
+    readme = (NOTEBOOKS / "README.md").read_text(encoding="utf-8")
+    for name in EXPECTED:
+        assert f"]({notebook.colab_url(f'{name}.ipynb')})" in readme
+
+
+# ------------------------------------------------------------------------------ helpers
+
+
+def test_cooccurrence_is_the_conditional_rate_of_positive_pairs():
+    labels = np.array([[1, 1, 0], [1, 0, 0], [1, 1, 1], [0, 0, 0]])
+    counts = notebook.cooccurrence(labels, "count")
+    np.testing.assert_array_equal(counts, [[3, 2, 1], [2, 2, 1], [1, 1, 1]])
+    conditional = notebook.cooccurrence(labels)
+    # P(b | a) = images with a and b / images with a
+    np.testing.assert_allclose(conditional[0], [1, 2 / 3, 1 / 3])
+    np.testing.assert_allclose(conditional[1], [1, 1, 0.5])
+    assert notebook.cooccurrence(np.zeros((2, 2))).tolist() == [[0, 0], [0, 0]]
+
+
+def test_off_colab_setup_installs_and_mounts_nothing(monkeypatch, capsys):
+    def forbidden(*args, **kwargs):
+        raise AssertionError("pip must not run off Colab")
+
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    monkeypatch.setattr(notebook, "install_requirements", forbidden)
+    machine = notebook.setup(mount_drive=True, needs_gpu=False)
+    assert machine.colab is False and machine.drive is None
+    assert "Google Drive: not mounted" in capsys.readouterr().out
+
+
+def test_on_colab_setup_installs_missing_requirements_and_mounts_drive(monkeypatch):
+    mounted, installed = [], []
+    colab = types.ModuleType("google.colab")
+    colab.drive = types.SimpleNamespace(mount=mounted.append)
+    monkeypatch.setitem(sys.modules, "google.colab", colab)
+    monkeypatch.setattr(notebook, "install_requirements", lambda: installed.append(1) or [])
+    monkeypatch.setattr(notebook, "gpu_names", lambda tensorflow: [])
+    with pytest.warns(UserWarning, match="no GPU found"):
+        machine = notebook.setup(mount_drive=True, needs_gpu=True)
+    assert mounted == ["/content/drive"] and installed == [1]
+    assert machine == notebook.Machine(colab=True, drive=Path("/content/drive/MyDrive"), gpus=())
+    machine = notebook.setup(mount_drive=False)
+    assert machine.drive is None and mounted == ["/content/drive"]
+
+
+def test_installing_requirements_never_replaces_tensorflow(monkeypatch, tmp_path):
+    # This environment has every requirement: nothing to install.
+    assert notebook.missing_requirements() == []
+    pins = notebook.protected_constraints().splitlines()
+    assert f"tensorflow=={importlib.metadata.version('tensorflow')}" in pins
+    command = notebook.install_command(["pycocotools>=2.0.7"], tmp_path / "c.txt")
+    assert command[:4] == [sys.executable, "-m", "pip", "install"]
+    assert command[-2:] == ["--constraint", str(tmp_path / "c.txt")]
+    # A TensorFlow outside the package's range is reported, never reinstalled.
+    real = notebook._installed_version
+    monkeypatch.setattr(notebook, "_installed_version",
+                        lambda name: "2.99.0" if name == "tensorflow" else real(name))
+    with pytest.raises(RuntimeError, match="tensorflow 2.99.0 is installed"):
+        notebook.missing_requirements()
+
+
+def test_run_command_raises_with_the_commands_status(tmp_path, capsys):
+    with pytest.raises(RuntimeError, match=r"`mlml-tf split \S+nowhere` failed with status 2"):
+        notebook.run_command("split", tmp_path / "nowhere")
+    assert "groundtruth.csv: file not found" in capsys.readouterr().err
+    with pytest.raises(RuntimeError, match="status 2"):
+        notebook.run_command("split", tmp_path, "--folds", "zero")
+
+
+# ------------------------------------------------------------------------------ running them
+
+
+def _kernel_uses_this_python(argv0: str) -> bool:
+    # jupyter_client starts a spec whose command is "python", "python3" or "python3.X" with
+    # sys.executable.
+    major, minor = sys.version_info[:2]
+    if argv0 in ("python", f"python{major}", f"python{major}.{minor}"):
+        return True
+    return Path(argv0).absolute().parent == Path(sys.executable).absolute().parent
+
+
+@pytest.fixture(scope="module")
+def kernel(tmp_path_factory):
+    """A kernel of this very Python, with this checkout of the package importable.
+
+    The venv's ``python3`` kernel (ipykernel's own spec) when it points at this interpreter;
+    otherwise a kernel spec written for it in a temporary folder.
+    """
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PYTHONPATH", os.pathsep.join(
+            [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]))
+        mp.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
+        try:
+            argv0 = KernelSpecManager().get_kernel_spec("python3").argv[0]
+            name = "python3" if _kernel_uses_this_python(argv0) else None
+        except NoSuchKernel:
+            name = None
+        if name is None:
+            from ipykernel.kernelspec import install
+
+            prefix = tmp_path_factory.mktemp("kernel")
+            name = "mlml-tf-tests"
+            install(kernel_name=name, prefix=str(prefix))
+            mp.setenv("JUPYTER_PATH", os.pathsep.join(
+                [str(prefix / "share" / "jupyter"),
+                 *filter(None, [os.environ.get("JUPYTER_PATH")])]))
+        yield name
+
+
+def _execute(name: str, where: Path, kernel: str, **parameters) -> nbformat.NotebookNode:
+    output = where / "executed" / f"{name}.ipynb"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    papermill.execute_notebook(
+        str(NOTEBOOKS / f"{name}.ipynb"), str(output), parameters=parameters,
+        kernel_name=kernel, cwd=str(where), progress_bar=False,
+    )
+    return nbformat.read(output, as_version=4)
+
+
+@pytest.fixture(scope="module")
+def chains(tmp_path_factory, kernel):
+    """Every notebook of both data sets, in the order a researcher runs them."""
+    root = tmp_path_factory.mktemp("notebooks")
+    coco = make_coco_fixture(root / "raw" / "coco")
+    nus = make_nuswide_fixture(root / "raw" / "nuswide", n_images=40)
+    out = {"root": root, "raw": {"coco": coco, "nuswide": nus}, "executed": {}}
+    preprocessing = {
+        "coco": {"DOWNLOAD": False, "COCO_ROOT": str(coco["root"]),
+                 "ANNOTATIONS": str(coco["annotations"])},
+        "nuswide": {"NUS_ROOT": str(nus["root"])},
+    }
+    images = {"coco": str(coco["images"]), "nuswide": str(nus["root"])}
+    for dataset, d in DATASETS.items():
+        data, runs = root / "data" / dataset, root / "runs" / dataset
+        figures = root / "figures" / dataset
+        out[dataset] = {"data": data, "runs": runs, "figures": figures}
+        names = [f"{d['file']}-preprocessing", *(f"{m}-{d['file']}" for m in
+                                                ("CE", "IM-WCE", "CB-WCE")), f"{d['file']}-results"]
+        params = [
+            dict(preprocessing[dataset], DATA_DIR=str(data), MIN_LABELS=2, FOLDS=2,
+                 RATIOS=RATIOS, FIGURES=str(figures)),
+            *[dict(FAST, DATA_DIR=str(data), IMAGES=images[dataset], OUT=str(runs))] * 3,
+            {"RUNS": str(runs), "FIGURES": str(figures)},
+        ]
+        for name, p in zip(names, params, strict=True):
+            out["executed"][name] = _execute(name, root, kernel, **p)
+    return out
+
+
+def _nonempty(path: Path) -> bool:
+    return path.is_file() and path.stat().st_size > 0
+
+
+def _text(nb) -> str:
+    """Everything a notebook printed or showed as text or Markdown."""
+    return "".join(o.get("text", "") + "".join(str(o.get("data", {}).get(kind, ""))
+                                               for kind in ("text/plain", "text/markdown"))
+                   for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dataset", list(DATASETS))
+def test_preprocessing_notebook_writes_the_data_folder(chains, dataset):
+    raw, paths = chains["raw"][dataset], chains[dataset]
+    labels = read_groundtruth(paths["data"])
+    n_labels = [len(v) for v in raw["labels"].values()]
+    assert len(labels) == sum(n >= 2 for n in n_labels) and (labels.sum(axis=1) >= 2).all()
+    assert (paths["data"] / "images.csv").is_file()
+    manifest = read_manifest(paths["data"])
+    assert manifest["split"]["n_folds"] == 2 and manifest["split"]["ratios"] == RATIOS
+    for ratio in RATIOS:
+        for fold in FOLDS:
+            assert all(p.is_file() for p in run_files(paths["data"], ratio, fold).values())
+    assert verify(paths["data"]) == []
+    slug = DATASETS[dataset]["slug"]
+    for stem in (f"{slug}_cooccurrence", f"{slug}_fold_positive_rates"):
+        for ext in ("png", "pdf"):
+            assert _nonempty(paths["figures"] / f"{stem}.{ext}")
+    prep = chains["executed"][f"{DATASETS[dataset]['file']}-preprocessing"]
+    shown = [o for c in prep.cells if c.cell_type == "code" for o in c.outputs
+             if o.get("output_type") == "display_data" and "image/png" in o.get("data", {})]
+    assert len(shown) == 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dataset", list(DATASETS))
+def test_training_notebooks_train_every_ratio_and_fold(chains, dataset):
+    runs = collect_runs(chains[dataset]["runs"])
+    assert len(runs) == len(METHODS) * len(RATIOS) * len(FOLDS)
+    assert set(runs["method"]) == set(METHODS) and set(runs["layout"]) == {"mlml-tf"}
+    assert sorted(set(runs["ratio"])) == RATIOS and sorted(set(runs["fold"])) == FOLDS
+    scores = runs[["recall_micro", "precision_micro", "f1_micro", "roc_auc_micro"]].to_numpy()
+    assert np.isfinite(scores).all() and ((scores >= 0) & (scores <= 1)).all()
+    # the three training notebooks share one feature cache
+    caches = [p for p in (chains[dataset]["runs"] / "features").iterdir() if p.is_dir()]
+    assert len(caches) == 1
+    for method in ("CE", "IM-WCE", "CB-WCE"):
+        # off Colab the machine cell installs and mounts nothing, and says so
+        nb = chains["executed"][f"{method}-{DATASETS[dataset]['file']}"]
+        assert "Colab: no; Google Drive: not mounted" in _text(nb)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dataset", list(DATASETS))
+def test_results_notebook_draws_the_figures_and_the_table(chains, dataset):
+    figures, slug = chains[dataset]["figures"], DATASETS[dataset]["slug"]
+    for stem in (f"{slug}_boxplots", f"{slug}_true_positives"):
+        for ext in ("png", "pdf"):
+            assert _nonempty(figures / f"{stem}.{ext}")
+    table = pd.read_csv(figures / f"{slug}_summary.csv", index_col=[0, 1])
+    assert set(table.index.get_level_values(0)) == set(METHODS)
+    means = table.filter(like="_mean").to_numpy()
+    assert ((means >= 0) & (means <= 1)).all()
+    expected = summary_table(collect_runs(chains[dataset]["runs"]))
+    np.testing.assert_allclose(means, expected.xs("mean", axis=1, level=1).to_numpy())
+    assert "| CB-WCE | 0.5 |" in (figures / f"{slug}_summary.md").read_text()
+
+
+def _original_runs(root: Path, n_classes: int, seed: int = 0) -> dict:
+    """Runs as the original code left them: ``<experiment>/<timestamp>/`` with two
+    ``np.savetxt`` files, the last rows of each test set all zero (never predicted)."""
+    rng = np.random.default_rng(seed)
+    truths = {}
+    skill = {"ce": 1.0, "im-wce": 1.5, "cb-wce": 2.0}
+    for method, template in EXPERIMENT_TEMPLATES.items():
+        for ratio in (0.0, 0.25, 0.5, 0.75):
+            for fold in (1, 2, 3, 4):
+                n = 60
+                truth = (rng.random((n, n_classes)) < np.linspace(0.4, 0.02, n_classes))
+                truth[np.arange(n), rng.integers(0, n_classes, n)] = True
+                logits = rng.normal(size=truth.shape) + skill[method] * (2 * truth - 1)
+                prob = 1 / (1 + np.exp(-logits))
+                truth[-7:], prob[-7:] = False, 0.0
+                folder = root / template.format(r=ratio, k=fold)
+                # an older, stale timestamp folder: the newest one is the run
+                for stamp, values in (("2019-11-02_10-41-03", 1 - prob),
+                                      ("2019-11-20_15-32-07", prob)):
+                    (folder / stamp).mkdir(parents=True)
+                    np.savetxt(folder / stamp / "predictions.out", values, delimiter=",")
+                    np.savetxt(folder / stamp / "test_ground_truth_classes.txt",
+                               truth.astype(float), delimiter=",")
+                truths[(method, ratio, fold)] = (truth.astype(int), prob)
+    return truths
+
+
+@pytest.mark.slow
+def test_results_notebook_reads_runs_of_the_original_code(tmp_path, kernel):
+    runs, figures = tmp_path / "original_runs", tmp_path / "figures"
+    truths = _original_runs(runs, len(COCO_CLASS_NAMES))
+    nb = _execute("MSCOCO-results", tmp_path, kernel, RUNS=str(runs), FIGURES=str(figures))
+    for stem in ("mscoco_boxplots", "mscoco_true_positives"):
+        for ext in ("png", "pdf"):
+            assert _nonempty(figures / f"{stem}.{ext}")
+    table = pd.read_csv(figures / "mscoco_summary.csv", index_col=[0, 1])
+    assert len(table) == 12 and set(table.index.get_level_values(0)) == set(METHODS)
+    assert (table["folds_count"] == 4).all()
+    # the notebook's numbers are scikit-learn's on the newest run folder of each experiment
+    for method in METHODS:
+        for ratio in (0.0, 0.25, 0.5, 0.75):
+            folds = [truths[(method, ratio, k)] for k in (1, 2, 3, 4)]
+            for column, score in (
+                ("recall_micro_mean", lambda y, p: recall_score(y, p > 0.5, average="micro")),
+                ("precision_micro_mean",
+                 lambda y, p: precision_score(y, p > 0.5, average="micro")),
+                ("roc_auc_micro_mean", lambda y, p: roc_auc_score(y, p, average="micro")),
+            ):
+                expected = np.mean([score(y, p) for y, p in folds])
+                assert table.loc[(method, ratio), column] == pytest.approx(expected)
+    assert "original" in _text(nb)  # the runs table shows their layout
+    # stronger skill, better ROC-AUC: the figures show the runs they were given
+    auc = table["roc_auc_micro_mean"]
+    assert (auc.loc["ce"].to_numpy() < auc.loc["cb-wce"].to_numpy()).all()
+
+
+@pytest.mark.slow
+def test_demo_notebook_runs_offline(tmp_path, kernel):
+    out = tmp_path / "demo"
+    nb = _execute("00-demo", tmp_path, kernel, OUT=str(out), QUICK=True)
+    assert (out / "data" / "groundtruth.csv").is_file() and verify(out / "data") == []
+    for stem in ("examples", "cooccurrence", "figure1_boxplots", "figure3_true_positives"):
+        for ext in ("png", "pdf"):
+            assert _nonempty(out / f"{stem}.{ext}")
+    table = pd.read_csv(out / "results.csv")
+    assert set(table["method"]) == set(METHODS)
+    means = table.filter(like="_mean").to_numpy()
+    assert np.isfinite(means).all() and ((means >= 0) & (means <= 1)).all()
+    shown = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
+             if "image/png" in o.get("data", {})]
+    assert len(shown) == 4
+    assert "| CB-WCE | 0.5 |" in _text(nb)  # the table is shown
