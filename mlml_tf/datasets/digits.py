@@ -1,8 +1,8 @@
 """An offline multi-label data set: mosaics of handwritten digits, with labels that co-occur.
 
-Every image is a 56 x 56 RGB canvas (dark ink on white paper) cut into a 3 x 3 grid of 18-pixel
+Every image is a 48 x 48 RGB canvas (dark ink on white paper) cut into a 3 x 3 grid of 16-pixel
 cells. Between 4 and 6 cells hold one digit each: a scikit-learn ``load_digits`` glyph (8 x 8,
-values 0..16) upscaled to 16 x 16 and shifted by 0 to 2 pixels inside its cell, so digits never
+values 0..16) upscaled to 14 x 14 and shifted by 0 to 2 pixels inside its cell, so digits never
 overlap. The labels of an image are the set of digits it shows (class names "zero".."nine").
 
 How digits co-occur (the rule, defined once, in :data:`SCENES`): like objects in photographs,
@@ -23,6 +23,7 @@ numpy, scikit-learn and PIL only; the same seed gives byte-identical files.
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 from pathlib import Path
@@ -48,11 +49,10 @@ FAVOUR = 8.0
 #: Digits per image (inclusive) and the least number of distinct digits (labels) per image.
 MIN_DIGITS, MAX_DIGITS = 4, 6
 MIN_LABELS = 3
-#: Geometry: glyph size, grid cells per side, cell size, canvas size (all in pixels).
-GLYPH, GRID, CELL = 16, 3, 18
-CANVAS = 56
-#: Cells start one pixel in, so that the jitter of the last row and column stays on the canvas.
-MARGIN = 1
+#: Geometry in pixels: glyph size, grid cells per side, cell size, canvas size. A glyph moves by
+#: up to CELL - GLYPH pixels inside its cell.
+GLYPH, GRID, CELL = 14, 3, 16
+CANVAS = GRID * CELL
 JITTER = CELL - GLYPH
 PAPER, INK = 255, 255
 #: The file of ``write_digit_dataset`` that maps each id to its image file (``id,file``).
@@ -66,19 +66,19 @@ def digit_split(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
         ``(pretraining, mosaic)``: sorted sample indices; the first half pretrains the backbone,
         the second provides the glyphs of the mosaics.
     """
-    n = len(_load_digits()[1])
+    n = len(_upscaled_digits()[1])
     order = np.random.default_rng([seed, 0]).permutation(n)
     return np.sort(order[: n // 2]), np.sort(order[n // 2 :])
 
 
 def glyphs(indices: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """``load_digits`` samples upscaled to 16 x 16 ink intensities.
+    """``load_digits`` samples upscaled to 14 x 14 ink intensities.
 
     Args:
         indices: which samples (default all).
 
     Returns:
-        ``(ink, digits)``: uint8 array (n, 16, 16), 0 = no ink, 255 = full ink, and int array (n,).
+        ``(ink, digits)``: uint8 array (n, 14, 14), 0 = no ink, 255 = full ink, and int array (n,).
     """
     ink, digits = _upscaled_digits()
     if indices is None:
@@ -87,32 +87,24 @@ def glyphs(indices: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     return ink[indices], digits[indices]
 
 
-def _load_digits() -> tuple[np.ndarray, np.ndarray]:
+@functools.lru_cache(maxsize=1)
+def _upscaled_digits() -> tuple[np.ndarray, np.ndarray]:
     from sklearn.datasets import load_digits
 
     data = load_digits()
-    return data.images, data.target.astype(np.int64)
-
-
-_UPSCALED: tuple[np.ndarray, np.ndarray] | None = None
-
-
-def _upscaled_digits() -> tuple[np.ndarray, np.ndarray]:
-    global _UPSCALED
-    if _UPSCALED is None:
-        images, digits = _load_digits()
-        ink = np.stack([
-            np.asarray(Image.fromarray((im * (INK / 16.0)).astype(np.float32), mode="F")
-                       .resize((GLYPH, GLYPH), Image.BILINEAR))
-            for im in images
-        ])
-        _UPSCALED = (np.clip(np.round(ink), 0, 255).astype(np.uint8), digits)
-    return _UPSCALED
+    ink = np.stack([
+        np.asarray(Image.fromarray((im * (INK / 16.0)).astype(np.float32), mode="F")
+                   .resize((GLYPH, GLYPH), Image.BILINEAR))
+        for im in data.images
+    ])
+    ink = np.clip(np.round(ink), 0, 255).astype(np.uint8)
+    ink.setflags(write=False)
+    return ink, data.target.astype(np.int64)
 
 
 def _paint(canvas: np.ndarray, ink: np.ndarray, cell: int, dy: int, dx: int) -> None:
-    top = MARGIN + (cell // GRID) * CELL + dy
-    left = MARGIN + (cell % GRID) * CELL + dx
+    top = (cell // GRID) * CELL + dy
+    left = (cell % GRID) * CELL + dx
     canvas[top : top + GLYPH, left : left + GLYPH] = PAPER - ink
 
 
@@ -156,14 +148,14 @@ def make_digit_mosaics(
         return_scenes: also return the scene name of each image.
 
     Returns:
-        ``(images, labels)``: uint8 array (n, 56, 56, 3) and a uint8 0/1 DataFrame indexed by
+        ``(images, labels)``: uint8 array (n, 48, 48, 3) and a uint8 0/1 DataFrame indexed by
         ids ``"000000"``, ``"000001"``, ... with columns :data:`CLASS_NAMES`; with
         ``return_scenes``, a third item, the list of scene names.
 
     Example:
         >>> images, labels = make_digit_mosaics(8, seed=0)
         >>> images.shape, int(labels.to_numpy().sum(axis=1).min()) >= 3
-        ((8, 56, 56, 3), True)
+        ((8, 48, 48, 3), True)
     """
     if int(n_images) < 1:
         raise DataError(f"n_images must be at least 1, got {n_images}")
@@ -208,7 +200,7 @@ def single_digit_images(
         copies: each sample appears this many times, in different places.
 
     Returns:
-        ``(images, digits)``: uint8 array (n * copies, 56, 56, 3) and int array (n * copies,).
+        ``(images, digits)``: uint8 array (n * copies, 48, 48, 3) and int array (n * copies,).
     """
     ink, digits = glyphs(np.tile(np.asarray(indices, dtype=np.int64), copies))
     rng = np.random.default_rng([seed, 2])
