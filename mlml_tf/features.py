@@ -14,17 +14,8 @@ from pathlib import Path
 import pandas as pd
 
 from mlml_tf.cache import FeatureCache, build_feature_cache, cache_key, file_digest
-from mlml_tf.errors import DataError, write_bytes_atomic
-from mlml_tf.layout import read_groundtruth
-
-IMAGES = "images.csv"
-
-
-def write_image_list(root: str | os.PathLike, files: pd.Series) -> Path:
-    """``root/images.csv``: the image file (relative to an image root) of every id."""
-    body = "id,file\n" + "".join(f"{i},{f}\n" for i, f in files.items())
-    write_bytes_atomic(Path(root) / IMAGES, body.encode())
-    return Path(root) / IMAGES
+from mlml_tf.errors import DataError
+from mlml_tf.layout import IMAGES, read_groundtruth
 
 
 def image_files(data: str | os.PathLike, ids: Sequence[str], image_root: str | os.PathLike,

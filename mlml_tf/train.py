@@ -22,8 +22,8 @@ from mlml_tf.cache import FeatureCache
 from mlml_tf.errors import DataError, atomic_path, write_bytes_atomic
 from mlml_tf.labels import class_balance_weights, confidence_weights
 from mlml_tf.layout import GROUNDTRUTH, read_groundtruth, read_manifest, read_run_labels, run_files
+from mlml_tf.runs import METHODS
 
-METHODS = ("ce", "im-wce", "cb-wce")
 COMPLETE = "complete.json"
 
 
@@ -278,7 +278,7 @@ def train_run(data: str | os.PathLike, cache: FeatureCache, run_dir: str | os.Pa
 
     from mlml_tf.losses import WeightedBinaryCrossentropy
     from mlml_tf.model import build_head
-    from mlml_tf.results import write_run_outputs
+    from mlml_tf.runs import write_run_outputs
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -55,8 +55,6 @@ GLYPH, GRID, CELL = 14, 3, 16
 CANVAS = GRID * CELL
 JITTER = CELL - GLYPH
 PAPER, INK = 255, 255
-#: The file of ``write_digit_dataset`` that maps each id to its image file (``id,file``).
-IMAGES_CSV = "images.csv"
 
 
 def digit_split(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -230,15 +228,14 @@ def write_digit_dataset(root: str | os.PathLike, n_images: int, seed: int = 0) -
     Returns:
         The label table written to ``groundtruth.csv``.
     """
-    from mlml_tf.layout import write_groundtruth
+    from mlml_tf.layout import IMAGES, write_groundtruth, write_image_list
 
     root = Path(root)
     images, labels = make_digit_mosaics(n_images, seed=seed)
     files = [f"images/{i}.png" for i in labels.index]
     for image, rel in zip(images, files, strict=True):
         write_bytes_atomic(root / rel, png_bytes(image))
-    table = "id,file\n" + "".join(f"{i},{f}\n" for i, f in zip(labels.index, files, strict=True))
-    write_bytes_atomic(root / IMAGES_CSV, table.encode())
+    write_image_list(root, pd.Series(files, index=labels.index))
     source = {
         "dataset": "digit-mosaics",
         "n_images": int(n_images),
@@ -249,7 +246,7 @@ def write_digit_dataset(root: str | os.PathLike, n_images: int, seed: int = 0) -
         "favour": FAVOUR,
         "digits_per_image": [MIN_DIGITS, MAX_DIGITS],
         "min_labels": MIN_LABELS,
-        "images": IMAGES_CSV,
+        "images": IMAGES,
     }
     write_groundtruth(root, labels, class_names=list(CLASS_NAMES), source=source)
     return labels
