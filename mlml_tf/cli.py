@@ -7,6 +7,7 @@ no output file is left half-written.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,6 +37,28 @@ def _parse_positive_int(text: str) -> int:
     return value
 
 
+def _parse_seed(text: str) -> int:
+    # numpy's SeedSequence refuses negative seeds and scikit-learn's random_state anything
+    # beyond 32 bits; say so here rather than fail deep inside a fold split.
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seed {text!r} is not a whole number") from None
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"seed {text!r} is outside [0, 2**32 - 1]")
+    return value
+
+
+def _parse_learning_rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"learning rate {text!r} is not a number") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"learning rate {text!r} must be a positive number")
+    return value
+
+
 def _parse_shard(text: str) -> tuple[int, int]:
     try:
         i, n = (int(x) for x in text.split("/"))
@@ -48,8 +71,7 @@ def _parse_shard(text: str) -> tuple[int, int]:
 
 def _cmd_prepare(args: argparse.Namespace) -> int:
     from mlml_tf.datasets.coco import min_labels_filter
-    from mlml_tf.features import write_image_list
-    from mlml_tf.layout import write_groundtruth
+    from mlml_tf.layout import write_groundtruth, write_image_list
 
     if args.dataset == "coco":
         from mlml_tf.datasets.coco import read_coco
@@ -163,7 +185,7 @@ def _add_run_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument("--scaling", choices=["imagenet", "inception"], default="imagenet")
     run.add_argument("--image-size", type=_parse_positive_int, default=224)
     run.add_argument("--batch-size", type=_parse_positive_int, default=32)
-    run.add_argument("--learning-rate", type=float, default=0.1)
+    run.add_argument("--learning-rate", type=_parse_learning_rate, default=0.1)
     run.add_argument("--cb-source", choices=["observed", "oracle"], default="observed",
                      help="CB-WCE counts over the run's observed training labels (default) or, "
                      "as the original, the complete labels of the whole set (an oracle)")
@@ -176,7 +198,7 @@ def _add_run_arguments(run: argparse.ArgumentParser) -> None:
                      help="drop missing or corrupt images (counted, reported) instead of stopping")
     run.add_argument("--strategy", choices=["default", "mirrored", "multiworker", "tpu"],
                      default="default")
-    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--seed", type=_parse_seed, default=0)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -214,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     spl.add_argument("dir", type=Path, help="data folder holding groundtruth.csv")
     spl.add_argument("--folds", type=_parse_positive_int, default=4)
     spl.add_argument("--ratios", type=_parse_ratio, nargs="+", default=[0.0, 0.25, 0.5, 0.75])
-    spl.add_argument("--seed", type=int, default=0)
+    spl.add_argument("--seed", type=_parse_seed, default=0)
     spl.add_argument("--scheme", choices=["halves", "kfold"], default="halves",
                      help="halves: the original's halves-then-quarters (power-of-two folds); "
                      "kfold: multilabel-stratified k-fold")
@@ -235,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="the whole protocol offline on handwritten-digit mosaics")
     demo.add_argument("--quick", action="store_true", help="a small version for tests")
     demo.add_argument("--out", type=Path, default=Path("demo_out"))
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--seed", type=_parse_seed, default=0)
     demo.set_defaults(func=_cmd_demo)
     return parser
 
@@ -246,6 +268,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except DataError as exc:
+        print(f"mlml-tf: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OSError as exc:
+        # A path the user gave that cannot be read or written (a folder, no permission, ...).
+        if exc.filename is None:
+            raise
         print(f"mlml-tf: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:

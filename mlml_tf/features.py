@@ -109,8 +109,10 @@ def cache_for_data_folder(data: str | os.PathLike, cache_root: str | os.PathLike
         settings["seed"] = options.seed
     size = (options.image_size, options.image_size)
     ids = list(read_groundtruth(data).index)
+    # The images are part of what makes the features: other images, another cache and digest.
+    settings["images"] = str(Path(options.images).resolve())
     full = dict(settings, image_size=list(size), scaling=options.scaling)
-    folder = Path(cache_root) / cache_key(dict(full, ids=len(ids), images=str(options.images)))
+    folder = Path(cache_root) / cache_key(dict(full, ids=len(ids)))
     paths = image_files(data, ids, options.images, options.image_pattern)
     model = []
 

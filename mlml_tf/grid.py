@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mlml_tf.cache import FeatureCache, folder_lock
-from mlml_tf.errors import DataError
+from mlml_tf.errors import DataError, remove_stale_temporaries
 from mlml_tf.layout import read_manifest
-from mlml_tf.train import METHODS, RunConfig, is_complete, load_run_data, mark_complete, run_digest
+from mlml_tf.train import METHODS, RunConfig, is_complete, load_run_data, run_digest
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,7 +66,7 @@ def run_cells(data: str | os.PathLike, out: str | os.PathLike, cache: FeatureCac
     """Train every cell not yet complete; return counts of done, skipped and busy runs."""
     import keras
 
-    from mlml_tf.results import experiment_name
+    from mlml_tf.runs import experiment_name
     from mlml_tf.train import train_run
 
     counts = {"trained": 0, "already_complete": 0, "running_elsewhere": 0}
@@ -87,10 +87,10 @@ def run_cells(data: str | os.PathLike, out: str | os.PathLike, cache: FeatureCac
             if is_complete(run_dir, digest):
                 counts["already_complete"] += 1
                 continue
+            # Left by an attempt that was killed while writing; under the lock no one else writes.
+            remove_stale_temporaries(run_dir)
             log(f"{method} ratio={ratio} fold={fold} -> {run_dir}")
-            metrics = train_run(data, cache, run_dir, config, run_data=run_data,
-                                verbose=verbose, extra={"settings_sha256": digest})
-            mark_complete(run_dir, digest, metrics)
+            train_run(data, cache, run_dir, config, run_data=run_data, verbose=verbose)
             counts["trained"] += 1
         keras.backend.clear_session()
     return counts

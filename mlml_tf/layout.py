@@ -39,6 +39,8 @@ from mlml_tf.labels import (
 
 GROUNDTRUTH = "groundtruth.csv"
 MANIFEST = "manifest.json"
+#: Optional: the image file of every id (columns ``id,file``, relative to an image root).
+IMAGES = "images.csv"
 LAYOUT_VERSION = 1
 
 
@@ -73,21 +75,34 @@ def _read_header(path: Path) -> list[str]:
             header = next(csv.reader(fh), None)
     except FileNotFoundError:
         raise DataError("file not found", file=path) from None
-    except UnicodeDecodeError as exc:
-        raise DataError(f"not UTF-8 text ({exc.reason})", file=path) from None
+    except UnicodeDecodeError:
+        _check_utf8(path, path.read_bytes())
+        raise
+    except OSError as exc:
+        raise DataError(f"cannot read ({exc.strerror})", file=path) from None
     if not header:
         raise DataError("empty file: no header line", file=path)
     return header
 
 
-def _check_names(names: list[str], path: Path, what: str) -> None:
+def _check_utf8(path: Path, data: bytes) -> None:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"not UTF-8 text ({exc.reason})", file=path,
+                        row=data.count(b"\n", 0, exc.start) + 1) from None
+
+
+def _check_names(names: list[str], path: Path, what: str, first: int = 1) -> None:
+    """Names must be non-empty and unique; ``first`` is the position of ``names[0]`` in the
+    header line (2 behind an id column)."""
     seen: dict[str, int] = {}
-    for pos, name in enumerate(names):
+    for pos, name in enumerate(names, start=first):
         if name == "":
-            raise DataError(f"{what} {pos + 1} has an empty name", file=path, row=1)
+            raise DataError(f"{what} {pos} has an empty name", file=path, row=1)
         if name in seen:
             raise DataError(
-                f"{what} name appears twice (positions {seen[name] + 1} and {pos + 1})",
+                f"{what} name appears twice (positions {seen[name]} and {pos})",
                 file=path,
                 row=1,
                 column=name,
@@ -98,9 +113,23 @@ def _check_names(names: list[str], path: Path, what: str) -> None:
 def _check_field_counts(path: Path, n_fields: int) -> None:
     """Name the first line whose number of fields differs from the header's (a truncated or
     shifted row), which pandas would otherwise pad or shift silently."""
-    lines = path.read_bytes().split(b"\n")
+    data = path.read_bytes()
+    _check_utf8(path, data)
+    lines = data.split(b"\n")
+    # Every writer ends its last row with a line end; without one the file was cut short, and a
+    # number cut short (0.666 of 0.666666687) would otherwise read as a valid value.
+    if lines[-1].strip():
+        raise DataError("the last line has no line end: the file looks cut short (add a line "
+                        "break at its end if it is complete)", file=path, row=len(lines))
+    blank = None
     for number, line in enumerate(lines[1:], start=2):
-        if not line.strip() or b'"' in line:
+        if not line.strip():
+            blank = blank or number
+            continue
+        if blank is not None:
+            # pandas skips blank lines, which would shift every line number reported below.
+            raise DataError("blank line inside the table", file=path, row=blank)
+        if b'"' in line:
             continue
         fields = line.count(b",") + 1
         if fields != n_fields:
@@ -123,10 +152,10 @@ def _read_cells(path: Path, n_fields: int) -> pd.DataFrame:
 
 def _to_values(cells: np.ndarray, columns: list[str], path: Path, kind: str) -> np.ndarray:
     """Convert string cells to uint8 labels (kind 'labels') or float32 weights (kind 'weights')."""
-    if kind == "labels":
-        ones = cells == "1"
-        if (ones | (cells == "0")).all():
-            return ones.astype(np.uint8)
+    # Fast path: the usual file holds only the digits 0 and 1 (labels, IM-WCE weights).
+    ones = cells == "1"
+    if (ones | (cells == "0")).all():
+        return ones.astype(np.uint8 if kind == "labels" else np.float32)
     for j, name in enumerate(columns):
         col = pd.to_numeric(pd.Series(cells[:, j]), errors="coerce").to_numpy(np.float64)
         bad = np.isnan(col)
@@ -168,7 +197,7 @@ def read_table(path: str | os.PathLike, kind: str = "labels") -> pd.DataFrame:
             "the header has no class column (is the delimiter a comma?)", file=path, row=1
         )
     classes = header[1:]
-    _check_names(classes, path, "column")
+    _check_names(classes, path, "column", first=2)
     frame = _read_cells(path, len(header))
     if frame.empty:
         raise DataError("the table has a header but no rows", file=path)
@@ -268,7 +297,11 @@ def read_run_labels(root: str | os.PathLike, ratio: float, fold: int) -> dict[st
         )
     out: dict = {"train": train, "negative_weights": negative, "test": test}
     if files["positive_weights"].exists():
-        out["positive_weights"] = read_positive_weights(files["positive_weights"])
+        positive = read_positive_weights(files["positive_weights"])
+        if list(positive.index) != list(train.columns):
+            raise DataError(f"columns differ from those of {files['train'].name}",
+                            file=files["positive_weights"], row=1)
+        out["positive_weights"] = positive
     return out
 
 
@@ -471,3 +504,10 @@ def write_weights(path: str | os.PathLike, weights: np.ndarray, like: pd.DataFra
     ``like``)."""
     frame = pd.DataFrame(np.asarray(weights), index=like.index, columns=like.columns)
     return write_table(path, frame)
+
+
+def write_image_list(root: str | os.PathLike, files: pd.Series) -> Path:
+    """``root/images.csv``: the image file (relative to an image root) of every id."""
+    body = "id,file\n" + "".join(f"{i},{f}\n" for i, f in files.items())
+    write_bytes_atomic(Path(root) / IMAGES, body.encode())
+    return Path(root) / IMAGES

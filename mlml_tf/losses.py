@@ -129,7 +129,7 @@ def _check_weight(weight, name: str, shape: tuple[int, ...]) -> np.ndarray:
     bad = ~np.isfinite(arr) | (arr < 0)
     if bad.any():
         where = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise DataError(f"{name}{list(where)} = {arr[where]!r} is not a finite weight >= 0")
+        raise DataError(f"{name}{list(where)} = {arr[where].item()!r} is not a finite weight >= 0")
     return arr
 
 

@@ -88,7 +88,7 @@ def check_predictions(y_true: np.ndarray, y_prob: np.ndarray) -> tuple[np.ndarra
     bad = ~np.isfinite(prob) | (prob < 0) | (prob > 1)
     if bad.any():
         r, c = np.argwhere(bad)[0]
-        raise DataError(f"y_prob[{r}, {c}] = {prob[r, c]!r} is not a probability in [0, 1]")
+        raise DataError(f"y_prob[{r}, {c}] = {prob[r, c].item()!r} is not a probability in [0, 1]")
     return truth, prob
 
 

@@ -62,6 +62,10 @@ METRIC_LABELS: dict[str, str] = {
 }
 
 PREDICTIONS = "predictions.out"
+#: Written last by mlml-tf: a run folder of mlml-tf without it is not a result (yet).
+COMPLETE = "complete.json"
+#: The trained head of an mlml-tf run: what tells its folder from one of the original.
+HEAD_WEIGHTS = "head.weights.h5"
 GROUND_TRUTH = "test_ground_truth_classes.txt"
 EVALUATION = "evaluation_results.txt"
 REPORT = "results_report.csv"
@@ -261,8 +265,11 @@ def read_predictions(
 
 
 def run_layout(run_dir: str | os.PathLike) -> str | None:
-    """``"mlml-tf"``, ``"original"`` (only the two np.savetxt files) or None (not a run)."""
+    """``"mlml-tf"``, ``"original"`` (only the two np.savetxt files) or None (not a run, or a run
+    of mlml-tf still being written or killed before its ``complete.json``)."""
     run_dir = Path(run_dir)
+    if (run_dir / HEAD_WEIGHTS).exists() and not (run_dir / COMPLETE).is_file():
+        return None
     if (run_dir / METRICS).is_file():
         return "mlml-tf"
     if (run_dir / PREDICTIONS).is_file() and (run_dir / GROUND_TRUTH).is_file():

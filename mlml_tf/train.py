@@ -22,9 +22,7 @@ from mlml_tf.cache import FeatureCache
 from mlml_tf.errors import DataError, atomic_path, write_bytes_atomic
 from mlml_tf.labels import class_balance_weights, confidence_weights
 from mlml_tf.layout import GROUNDTRUTH, read_groundtruth, read_manifest, read_run_labels, run_files
-from mlml_tf.runs import METHODS
-
-COMPLETE = "complete.json"
+from mlml_tf.runs import COMPLETE, METHODS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -235,6 +233,30 @@ def training_dataset(cache: FeatureCache, rows: np.ndarray, labels: np.ndarray,
     return ds.map(load, num_parallel_calls=1).prefetch(2), steps
 
 
+def _atomic_backup(folder: str):
+    """Keras' BackupAndRestore, with the checkpoint written atomically.
+
+    Keras rewrites ``latest.weights.h5`` in place: a kill during that write leaves a truncated
+    file that no later attempt can restore. Here the file is written under a temporary name and
+    renamed, and the epoch to resume from is taken from the optimizer's step saved inside it, so
+    a kill between the weights and Keras' own metadata file cannot repeat an epoch.
+    """
+    import keras
+
+    class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
+        def _save_model(self):
+            with atomic_path(self._weights_path) as tmp:
+                self.model.save_weights(tmp)
+
+        def on_train_begin(self, logs=None):
+            super().on_train_begin(logs)
+            if os.path.exists(self._weights_path):
+                step = int(self.model.optimizer.iterations.numpy())
+                self.model._initial_epoch = step // self.params["steps"]
+
+    return AtomicBackupAndRestore(folder)
+
+
 def _StartStep():
     """A callback that reads the optimizer's step once training begins, after
     BackupAndRestore: the step the training stream must start from."""
@@ -268,8 +290,8 @@ def train_run(data: str | os.PathLike, cache: FeatureCache, run_dir: str | os.Pa
 
     Writes the original's outputs (``predictions.out``, ``test_ground_truth_classes.txt``,
     ``evaluation_results.txt``, ``results_report.csv``), ``metrics.json``, ``training_log.csv``,
-    TensorBoard logs and, last, ``complete.json``. Resumes from ``run_dir/backup`` if an earlier
-    attempt was killed.
+    TensorBoard logs and, last, ``complete.json`` with the digest of the run's settings. Resumes
+    from ``run_dir/backup`` if an earlier attempt was killed.
 
     Returns:
         The metrics dictionary.
@@ -283,6 +305,7 @@ def train_run(data: str | os.PathLike, cache: FeatureCache, run_dir: str | os.Pa
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     run_data = run_data or load_run_data(data, config)
+    digest = run_digest(config, run_data, cache)
     run_data, dropped = drop_skipped_images(run_data, cache.manifest.get("skipped", []))
     train_rows = cache.rows_of(run_data.train_ids, "training labels")
     test_rows = cache.rows_of(run_data.test_ids, "test labels")
@@ -310,7 +333,7 @@ def train_run(data: str | os.PathLike, cache: FeatureCache, run_dir: str | os.Pa
         config.seed, start_step=lambda: start.step, epochs=config.epochs,
     )
     callbacks = [
-        keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
+        _atomic_backup(str(run_dir / "backup")),
         start,  # after BackupAndRestore, which restores the optimizer's step in on_train_begin
         keras.callbacks.CSVLogger(str(run_dir / "training_log.csv"), append=True),
         keras.callbacks.TensorBoard(str(run_dir / "logs"), write_graph=False),
@@ -342,11 +365,13 @@ def train_run(data: str | os.PathLike, cache: FeatureCache, run_dir: str | os.Pa
         "replicas": int(strategy.num_replicas_in_sync),
         "versions": library_versions(),
         "feature_cache": cache.manifest["settings"],
+        "settings_sha256": digest,
         "rows_without_image": dropped,
         **(extra or {}),
     }
     metrics = write_run_outputs(run_dir, run_data.test_labels, probabilities, run_data.classes,
                                 thresholds=thresholds, extra=info)
+    mark_complete(run_dir, digest, metrics)
     return metrics
 
 

@@ -226,6 +226,8 @@ def _load_coco(path: Path) -> COCO:
         raise DataError(f"not valid JSON: {err.msg}", file=path, row=err.lineno) from None
     except UnicodeDecodeError as err:
         raise DataError(f"not a UTF-8 text file ({err.reason})", file=path) from None
+    except OSError as err:
+        raise DataError(f"cannot read ({err.strerror})", file=path) from None
     _check_instances(dataset, path)
     coco = COCO()
     coco.dataset = dataset
@@ -292,10 +294,11 @@ def _check_instances(dataset: Any, path: Path) -> None:
         where = f"annotation id {ann['id']}"
         if ann["id"] in annotation_ids:
             raise DataError(f"{where} appears twice", file=path)
-        if ann.get("image_id") not in image_ids:
+        # A list or an object is no id (and cannot even be looked up in a set).
+        if not _is_id(ann.get("image_id")) or ann["image_id"] not in image_ids:
             raise DataError(f"{where}: image_id {ann.get('image_id')!r} is not an image", file=path)
         where = f"{where} (image id {ann['image_id']})"
-        if ann.get("category_id") not in category_ids:
+        if not _is_id(ann.get("category_id")) or ann["category_id"] not in category_ids:
             raise DataError(
                 f"{where}: category_id {ann.get('category_id')!r} is not a category", file=path
             )

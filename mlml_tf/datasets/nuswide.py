@@ -44,6 +44,8 @@ NUSWIDE_MIN_LABELS = 3
 IMAGE_LIST = ("ImageList/Imagelist.txt",)
 TAGS = ("AllTags81.txt", "NUS_WID_Tags/AllTags81.txt")
 CONCEPTS = ("Concepts81.txt", "ConceptsList/Concepts81.txt")
+#: File name endings accepted in the image list (NUS-WIDE's own list holds only .jpg).
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
 
 
 def read_nuswide(root: str | os.PathLike) -> tuple[pd.DataFrame, pd.Series, list[str]]:
@@ -124,10 +126,12 @@ def _find(root: Path, candidates: tuple[str, ...]) -> Path:
 
 def _read_lines(path: Path) -> list[str]:
     """Lines of a text file, trailing blank lines dropped; a blank line elsewhere is an error."""
+    data = path.read_bytes()
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = data.decode("utf-8").splitlines()
     except UnicodeDecodeError as err:
-        raise DataError(f"not a UTF-8 text file ({err.reason})", file=path) from None
+        raise DataError(f"not a UTF-8 text file ({err.reason})", file=path,
+                        row=data.count(b"\n", 0, err.start) + 1) from None
     while lines and not lines[-1].strip():
         lines.pop()
     for lineno, line in enumerate(lines, start=1):
@@ -169,6 +173,10 @@ def _read_image_list(path: Path) -> tuple[list[str], list[str]]:
         lowered = [p.lower() for p in parts]
         if "flickr" in lowered:
             parts = parts[len(lowered) - 1 - lowered[::-1].index("flickr"):]
+        # A list cut short mid-line would otherwise give its last image a shorter, wrong id.
+        if Path(parts[-1]).suffix.lower() not in IMAGE_SUFFIXES:
+            raise DataError(f"{line.strip()!r} does not end in an image file name "
+                            f"({', '.join(IMAGE_SUFFIXES)})", file=path, row=lineno)
         stem = Path(parts[-1]).stem
         if stem in first_line:
             raise DataError(
