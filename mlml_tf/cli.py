@@ -17,46 +17,29 @@ from mlml_tf.errors import DataError
 EXIT_BAD_INPUT = 2
 
 
-def _parse_ratio(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"ratio {text!r} is not a number") from None
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"ratio {text!r} is outside [0, 1)")
-    return value
+def _parser(cast, accept, what: str, kind: str, limits: str):
+    """An argparse type: ``cast`` the text, then check it with ``accept``; messages name it."""
+
+    def parse(text: str):
+        try:
+            value = cast(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what}{text!r} is not {kind}") from None
+        if not accept(value):
+            raise argparse.ArgumentTypeError(f"{what}{text!r} {limits}")
+        return value
+
+    return parse
 
 
-def _parse_positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
-    return value
-
-
-def _parse_seed(text: str) -> int:
-    # numpy's SeedSequence refuses negative seeds and scikit-learn's random_state anything
-    # beyond 32 bits; say so here rather than fail deep inside a fold split.
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"seed {text!r} is not a whole number") from None
-    if not 0 <= value < 2**32:
-        raise argparse.ArgumentTypeError(f"seed {text!r} is outside [0, 2**32 - 1]")
-    return value
-
-
-def _parse_learning_rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"learning rate {text!r} is not a number") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"learning rate {text!r} must be a positive number")
-    return value
+_parse_ratio = _parser(float, lambda v: 0.0 <= v < 1.0, "ratio ", "a number", "is outside [0, 1)")
+_parse_positive_int = _parser(int, lambda v: v >= 1, "", "a whole number", "must be at least 1")
+# numpy's SeedSequence refuses negative seeds and scikit-learn's random_state anything beyond
+# 32 bits; say so here rather than fail deep inside a fold split.
+_parse_seed = _parser(int, lambda v: 0 <= v < 2**32, "seed ", "a whole number",
+                      "is outside [0, 2**32 - 1]")
+_parse_learning_rate = _parser(float, lambda v: math.isfinite(v) and v > 0, "learning rate ",
+                               "a number", "must be a positive number")
 
 
 def _parse_shard(text: str) -> tuple[int, int]:

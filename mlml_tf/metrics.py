@@ -166,6 +166,16 @@ def _none_if_nan(x: float) -> float | None:
     return None if not np.isfinite(x) else float(x)
 
 
+def _scored(y_true, y_prob, class_names, threshold, faithful: bool):
+    """Checked truth and probabilities, class names, thresholds and the predictions."""
+    truth, prob = check_predictions(y_true, y_prob)
+    if faithful:
+        truth, prob = faithful_truncation(truth, prob)
+    names = _class_names(class_names, truth.shape[1])
+    t = _thresholds(threshold, truth.shape[1])
+    return truth, prob, names, t, prob > t[None, :]
+
+
 def evaluate(
     y_true: np.ndarray,
     y_prob: np.ndarray,
@@ -193,13 +203,8 @@ def evaluate(
         ``n_classes``, ``n_positive_labels``, ``n_predicted_positive``, ``true_positives``,
         ``false_positives``, ``false_negatives``, ``true_negatives``.
     """
-    truth, prob = check_predictions(y_true, y_prob)
-    if faithful:
-        truth, prob = faithful_truncation(truth, prob)
+    truth, prob, names, t, pred = _scored(y_true, y_prob, class_names, threshold, faithful)
     n, c = truth.shape
-    names = _class_names(class_names, c)
-    t = _thresholds(threshold, c)
-    pred = prob > t[None, :]
     counts = _confusion(truth, pred)
 
     auc = _per_class_auc(truth, prob)
@@ -253,13 +258,8 @@ def per_class_report(
         0 where undefined, as scikit-learn's ``zero_division=0``; kappa is NaN where undefined
         (truth and prediction both constant and equal).
     """
-    truth, prob = check_predictions(y_true, y_prob)
-    if faithful:
-        truth, prob = faithful_truncation(truth, prob)
+    truth, prob, names, t, pred = _scored(y_true, y_prob, class_names, threshold, faithful)
     n, c = truth.shape
-    names = _class_names(class_names, c)
-    t = _thresholds(threshold, c)
-    pred = prob > t[None, :]
     k = {key: v.astype(np.float64) for key, v in _confusion(truth, pred).items()}
     tp, fp, fn, tn = k["tp"], k["fp"], k["fn"], k["tn"]
     auc = _per_class_auc(truth, prob)
