@@ -173,3 +173,12 @@ def test_kfold_scheme_allows_any_number_of_folds(coco_labels):
     assert np.array_equal(np.sort(np.concatenate([t for _, t in folds])), np.arange(3000))
     with pytest.raises(DataError, match="power of two"):
         iterative_folds(coco_labels[:3000], n_folds=5, seed=0)
+
+
+def test_importing_the_package_does_not_import_tensorflow():
+    import subprocess
+    import sys
+
+    code = ("import sys, mlml_tf; mlml_tf.hide_positives; "
+            "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)
