@@ -31,14 +31,6 @@ def ids_digest(ids: Sequence[str]) -> str:
     return hashlib.sha256("\n".join(map(str, ids)).encode()).hexdigest()
 
 
-def file_digest(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 @contextlib.contextmanager
 def folder_lock(folder: str | os.PathLike, blocking: bool = True) -> Iterator[bool]:
     """An exclusive lock on ``folder/.lock`` between processes on this machine (flock).

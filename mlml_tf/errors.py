@@ -7,6 +7,7 @@ place of the fault (file, row, column) so that a user can open the file and fix 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
@@ -84,3 +85,12 @@ def remove_stale_temporaries(folder: str | os.PathLike) -> int:
         tmp.unlink(missing_ok=True)
         removed += 1
     return removed
+
+
+def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
+    """Hex digest of a file, read in 1 MiB chunks (``algorithm``: md5, sha1, sha256, ...)."""
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from mlml_tf.cache import FeatureCache, build_feature_cache, cache_key, file_digest
-from mlml_tf.errors import DataError
+from mlml_tf.cache import FeatureCache, build_feature_cache, cache_key
+from mlml_tf.errors import DataError, file_digest
 from mlml_tf.layout import IMAGES, read_groundtruth
 
 

@@ -13,7 +13,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import urllib.error
@@ -24,7 +23,7 @@ from pathlib import Path, PurePosixPath
 
 from tqdm.auto import tqdm
 
-from mlml_tf.errors import DataError, atomic_path, write_bytes_atomic
+from mlml_tf.errors import DataError, atomic_path, file_digest, write_bytes_atomic
 
 _CHUNK = 1 << 20
 _HASHES = ("md5", "sha1", "sha256")
@@ -52,15 +51,6 @@ COCO_TRAIN_IMAGES = Archive(
     "10ad623668ab00c62c096f0ed636d6aff41faca5",
 )
 COCO_TRAIN_ANNOTATIONS = "annotations/instances_train2017.json"
-
-
-def file_digest(path: str | os.PathLike, algorithm: str = "sha1") -> str:
-    """Hex digest of a file, read in chunks (``algorithm``: md5, sha1 or sha256)."""
-    digest = hashlib.new(algorithm)
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def download(
