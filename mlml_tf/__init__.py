@@ -21,7 +21,7 @@ from mlml_tf.labels import (
 )
 from mlml_tf.layout import read_run_labels, read_table, split
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 # Names served from the Keras layer on first access (PEP 562).
 _LAZY = {

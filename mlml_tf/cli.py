@@ -34,6 +34,7 @@ def _parser(cast, accept, what: str, kind: str, limits: str):
 
 _parse_ratio = _parser(float, lambda v: 0.0 <= v < 1.0, "ratio ", "a number", "is outside [0, 1)")
 _parse_positive_int = _parser(int, lambda v: v >= 1, "", "a whole number", "must be at least 1")
+_parse_count = _parser(int, lambda v: v >= 0, "", "a whole number", "must be 0 or more")
 # numpy's SeedSequence refuses negative seeds and scikit-learn's random_state anything beyond
 # 32 bits; say so here rather than fail deep inside a fold split.
 _parse_seed = _parser(int, lambda v: 0 <= v < 2**32, "seed ", "a whole number",
@@ -82,7 +83,7 @@ def _cmd_split(args: argparse.Namespace) -> int:
     from mlml_tf.layout import split
 
     manifest = split(args.dir, n_folds=args.folds, ratios=args.ratios, seed=args.seed,
-                     scheme=args.scheme)
+                     scheme=args.scheme, order=args.order)
     counts = manifest["split"]["counts"]
     for k, c in counts.items():
         print(f"fold {k}: {c['train']} train / {c['test']} test rows; hidden "
@@ -121,8 +122,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
         image_size=args.image_size,
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
+        lr_schedule=args.lr_schedule,
+        steps_per_epoch=args.steps_per_epoch,
+        shuffle_buffer=args.shuffle_buffer,
+        loss_input=args.loss_input,
         cb_source=args.cb_source,
         pos_weight_source=args.pos_weight_source,
+        faithful_scoring=args.faithful_scoring,
+        faithful_batch_norm=args.faithful_batch_norm,
+        naming=args.naming,
         validation_fraction=args.validation_fraction,
         skip_bad_images=args.skip_bad_images,
         strategy=args.strategy,
@@ -137,6 +145,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         shard=args.shard,
         options=options,
+        faithful=args.faithful,
     )
     print(summary)
     return 0
@@ -168,13 +177,44 @@ def _add_run_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument("--scaling", choices=["imagenet", "inception"], default="imagenet")
     run.add_argument("--image-size", type=_parse_positive_int, default=224)
     run.add_argument("--batch-size", type=_parse_positive_int, default=32)
-    run.add_argument("--learning-rate", type=_parse_learning_rate, default=0.1)
-    run.add_argument("--cb-source", choices=["observed", "oracle"], default="observed",
-                     help="CB-WCE counts over the run's observed training labels (default) or, "
-                     "as the original, the complete labels of the whole set (an oracle)")
+    run.add_argument("--learning-rate", type=_parse_learning_rate, default=0.1,
+                     help="Adadelta's rate (rho 0.95, epsilon 1e-8, as TF1's); default 0.1")
+    run.add_argument("--lr-schedule", choices=["constant", "exponential-decay"],
+                     default="constant",
+                     help="constant (default): the rate the original trained with; "
+                     "exponential-decay: x0.95 every 1,000 steps, the decay its code built but "
+                     "never applied")
+    run.add_argument("--steps-per-epoch", choices=["run", "original"], default="run",
+                     help="run (default): floor(N / 32) of the run's own rows, one pass each "
+                     "epoch; original: floor(N1 / 32), N1 = rows of train1_0.0.csv, for every "
+                     "run, over a repeating stream")
+    run.add_argument("--shuffle-buffer", type=_parse_count, default=0,
+                     help="0 (default): each pass a uniform permutation; 100: the original's "
+                     "shuffle buffer over the rows in file order")
+    run.add_argument("--loss-input", choices=["logits", "probabilities", "original"],
+                     default="logits",
+                     help="the loss from logits (default, stable), from probabilities clipped "
+                     "to [1e-7, 1 - 1e-7], or as the original (CE from logits, IM-WCE and "
+                     "CB-WCE from clipped probabilities)")
+    run.add_argument("--cb-source", choices=["observed", "oracle", "file"], default="observed",
+                     help="CB-WCE counts over the run's observed training labels (default); "
+                     "oracle: over the complete labels of the whole set, as the original; "
+                     "file: the authors' negative_weights_global.csv in --data")
     run.add_argument("--pos-weight-source", choices=["run", "original"], default="run",
                      help="P from the run's training labels (default) or, as the original, "
                      "from the complete labels of fold 1 for every run")
+    run.add_argument("--faithful-scoring", action="store_true",
+                     help="score as the original: test rows in full batches of a stream "
+                     "shuffled with a buffer of 100, the last N mod 32 left at zero")
+    run.add_argument("--faithful-batch-norm", action="store_true",
+                     help="the backbone's batch norm on batch statistics while training, as "
+                     "the original: the backbone runs at every step (no feature cache)")
+    run.add_argument("--faithful", action="store_true",
+                     help="every departure from the original undone at once (README: "
+                     "'Where the port departs from the original')")
+    run.add_argument("--naming", choices=["auto", "coco", "nuswide"], default="auto",
+                     help="experiment folder names of the original's COCO or NUS-WIDE runs; "
+                     "auto: NUS-WIDE's for a NUS-WIDE data folder")
     run.add_argument("--validation-fraction", type=float, default=0.0,
                      help="hold out this part of the training rows to tune per-class thresholds")
     run.add_argument("--skip-bad-images", action="store_true",
@@ -223,6 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
     spl.add_argument("--scheme", choices=["halves", "kfold"], default="halves",
                      help="halves: the original's halves-then-quarters (power-of-two folds); "
                      "kfold: multilabel-stratified k-fold")
+    spl.add_argument("--order", type=int, choices=[1, 2], default=2,
+                     help="2 (default): second-order iterative stratification, label pairs "
+                     "balanced too, as the original's scikit-multilearn call; 1: single labels")
     spl.set_defaults(func=_cmd_split)
 
     wts = sub.add_parser("weights", help="CB-WCE confidence weights for a label file")

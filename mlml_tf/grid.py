@@ -16,12 +16,23 @@ from pathlib import Path
 from mlml_tf.cache import FeatureCache, folder_lock
 from mlml_tf.errors import DataError, remove_stale_temporaries
 from mlml_tf.layout import read_manifest
+from mlml_tf.runs import NAMING
 from mlml_tf.train import METHODS, RunConfig, is_complete, load_run_data, run_digest
+
+#: How the loss of a run is computed: from logits (stable), from clipped probabilities, or as
+#: the original: CE from logits, IM-WCE and CB-WCE from clipped probabilities (SPEC 6).
+LOSS_INPUTS: tuple[str, ...] = ("logits", "probabilities", "original")
 
 
 @dataclasses.dataclass(frozen=True)
 class GridOptions:
-    """Settings shared by every run of a grid (see ``mlml-tf run --help``)."""
+    """Settings shared by every run of a grid (see ``mlml-tf run --help``).
+
+    ``naming``: experiment folder names of the original's COCO runs
+    (``PosLimited_original_CE_balanced_ratio0.2split_1``) or NUS-WIDE runs
+    (``nus_3labels_original_CE0.2split_1``); "auto" takes NUS-WIDE's for a data folder that
+    :func:`experiment_naming` recognizes as NUS-WIDE.
+    """
 
     images: Path | None = None
     image_pattern: str = "{id}.jpg"
@@ -33,12 +44,67 @@ class GridOptions:
     image_size: int = 224
     batch_size: int = 32
     learning_rate: float = 0.1
+    lr_schedule: str = "constant"
+    steps_per_epoch: str = "run"
+    shuffle_buffer: int = 0
+    loss_input: str = "logits"
     cb_source: str = "observed"
     pos_weight_source: str = "run"
+    faithful_scoring: bool = False
+    faithful_batch_norm: bool = False
     validation_fraction: float = 0.0
     skip_bad_images: bool = False
     strategy: str = "default"
+    naming: str = "auto"
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.loss_input not in LOSS_INPUTS:
+            raise DataError(f"loss_input must be one of {', '.join(LOSS_INPUTS)}, "
+                            f"not {self.loss_input!r}")
+        if self.naming not in ("auto", *NAMING):
+            raise DataError(f"naming must be 'auto' or one of {', '.join(NAMING)}, "
+                            f"not {self.naming!r}")
+
+
+def faithful_options(options: GridOptions, data: str | os.PathLike) -> GridOptions:
+    """``options`` with every departure from the original undone (``mlml-tf run --faithful``).
+
+    Backbone batch norm on batch statistics (so no feature cache: the backbone runs at every
+    step), the loss of IM-WCE and CB-WCE on clipped probabilities (CE on logits, as the
+    original), P from fold 1's complete labels, CB-WCE weights counted over the complete labels
+    of the whole set (the authors' ``negative_weights_global.csv`` when the data folder has
+    it), floor(N1 / 32) steps per epoch over a repeating stream through a shuffle buffer of 100,
+    and the test rows predicted in full batches of that shuffled stream, the rest scored as
+    zeros. The learning rate stays as given: the original's constant 0.1 is the default.
+    """
+    from mlml_tf.train import GLOBAL_WEIGHTS, ORIGINAL_SHUFFLE_BUFFER
+
+    published = (Path(data) / GLOBAL_WEIGHTS).exists()
+    return dataclasses.replace(
+        options, faithful_batch_norm=True, loss_input="original",
+        pos_weight_source="original", cb_source="file" if published else "oracle",
+        steps_per_epoch="original", shuffle_buffer=ORIGINAL_SHUFFLE_BUFFER,
+        faithful_scoring=True,
+    )
+
+
+def experiment_naming(data: str | os.PathLike) -> str:
+    """"nuswide" for a NUS-WIDE data folder, else "coco": which of the original's experiment
+    names its runs get.
+
+    A folder made by ``mlml-tf prepare nuswide`` says so in its manifest; a published folder
+    without a manifest is NUS-WIDE when its training files name their 81 columns 0..80.
+    """
+    from mlml_tf.layout import table_classes
+
+    dataset = read_manifest(data).get("source", {}).get("dataset")
+    if dataset:
+        return "nuswide" if dataset == "nuswide" else "coco"
+    for train in sorted(Path(data).glob("missing_labels*/train*_*.csv"))[:1]:
+        if table_classes(train) == [str(i) for i in range(81)]:
+            return "nuswide"
+    return "coco"
 
 
 def grid_cells(methods: Sequence[str], ratios: Sequence[float], folds: Sequence[int],
@@ -59,11 +125,41 @@ def grid_defaults(data: str | os.PathLike) -> tuple[list[float], list[int]]:
     return ratios, folds
 
 
-def run_cells(data: str | os.PathLike, out: str | os.PathLike, cache: FeatureCache,
+def _image_runs(data: str | os.PathLike, options: GridOptions, verbose: int | str = "auto"):
+    """The ``on_images`` of :func:`run_cells` for runs that train the backbone's batch norm on
+    batch statistics: digest and training of a run on the images themselves."""
+    from mlml_tf.end_to_end import image_run_digest, train_run_on_images
+    from mlml_tf.features import image_files
+    from mlml_tf.layout import read_groundtruth
+
+    if options.images is None:
+        raise DataError("--images is needed to train on images: the folder of the images")
+    ids = list(read_groundtruth(data).index)
+    paths = image_files(data, ids, options.images, options.image_pattern)
+    settings = {"backbone": options.backbone, "weights": options.weights, "hub": options.hub,
+                "image_size": options.image_size, "scaling": options.scaling}
+
+    def on_images(config: RunConfig, run_data):
+        def train(run_dir):
+            train_run_on_images(data, paths, ids, run_dir, config, run_data=run_data,
+                                skip_bad=options.skip_bad_images, verbose=verbose, **settings)
+
+        return image_run_digest(config, run_data, paths, ids, **settings), train
+
+    return on_images
+
+
+def run_cells(data: str | os.PathLike, out: str | os.PathLike, cache: FeatureCache | None,
               cells: Sequence[tuple[str, float, int]], epochs: int = 20,
               config_overrides: dict | None = None, verbose: int | str = "auto",
-              log=print) -> dict[str, int]:
-    """Train every cell not yet complete; return counts of done, skipped and busy runs."""
+              log=print, naming: str = "coco", loss_input: str = "logits",
+              on_images=None) -> dict[str, int]:
+    """Train every cell not yet complete; return counts of done, skipped and busy runs.
+
+    ``loss_input`` sets each run's ``from_logits`` (see :data:`LOSS_INPUTS`). ``on_images``,
+    for runs whose backbone trains with them (batch statistics, no feature cache), is a
+    function ``(config, run_data) -> (digest, train(run_dir))`` used instead of ``cache``.
+    """
     import keras
 
     from mlml_tf.runs import experiment_name
@@ -71,11 +167,18 @@ def run_cells(data: str | os.PathLike, out: str | os.PathLike, cache: FeatureCac
 
     counts = {"trained": 0, "already_complete": 0, "running_elsewhere": 0}
     for method, ratio, fold in cells:
+        from_logits = loss_input == "logits" or (loss_input == "original" and method == "ce")
         config = RunConfig(method=method, ratio=ratio, fold=fold, epochs=epochs,
-                           **(config_overrides or {}))
+                           **{"from_logits": from_logits, **(config_overrides or {})})
         run_data = load_run_data(data, config)
-        digest = run_digest(config, run_data, cache)
-        run_dir = Path(out) / experiment_name(method, ratio, fold) / digest[:12]
+        if on_images is None:
+            digest = run_digest(config, run_data, cache)
+
+            def train(run_dir, config=config, run_data=run_data):
+                train_run(data, cache, run_dir, config, run_data=run_data, verbose=verbose)
+        else:
+            digest, train = on_images(config, run_data)
+        run_dir = Path(out) / experiment_name(method, ratio, fold, naming) / digest[:12]
         if is_complete(run_dir, digest):
             counts["already_complete"] += 1
             continue
@@ -90,7 +193,7 @@ def run_cells(data: str | os.PathLike, out: str | os.PathLike, cache: FeatureCac
             # Left by an attempt that was killed while writing; under the lock no one else writes.
             remove_stale_temporaries(run_dir)
             log(f"{method} ratio={ratio} fold={fold} -> {run_dir}")
-            train_run(data, cache, run_dir, config, run_data=run_data, verbose=verbose)
+            train(run_dir)
             counts["trained"] += 1
         keras.backend.clear_session()
     return counts
@@ -99,24 +202,38 @@ def run_cells(data: str | os.PathLike, out: str | os.PathLike, cache: FeatureCac
 def run_grid(data: str | os.PathLike, out: str | os.PathLike,
              methods: Sequence[str] = METHODS, ratios: Sequence[float] | None = None,
              folds: Sequence[int] | None = None, epochs: int = 20,
-             shard: tuple[int, int] = (1, 1), options: GridOptions = GridOptions()) -> str:
-    """Feature cache, then every run of this shard, then the summary table of what is done."""
+             shard: tuple[int, int] = (1, 1), options: GridOptions = GridOptions(),
+             faithful: bool = False) -> str:
+    """Feature cache, then every run of this shard, then the summary table of what is done.
+
+    ``faithful=True`` applies :func:`faithful_options` to ``options``.
+    """
     from mlml_tf.features import cache_for_data_folder
     from mlml_tf.results import collect_runs, format_table_markdown, summary_table
 
+    if faithful:
+        options = faithful_options(options, data)
     default_ratios, default_folds = grid_defaults(data)
-    cells = grid_cells(methods, ratios or default_ratios, folds or default_folds, shard)
-    cache = cache_for_data_folder(data, Path(out) / "features", options)
+    ratios = ratios or default_ratios
+    cells = grid_cells(methods, ratios, folds or default_folds, shard)
+    naming = experiment_naming(data) if options.naming == "auto" else options.naming
     overrides = {
         "batch_size": options.batch_size, "learning_rate": options.learning_rate,
-        "head": options.head, "seed": options.seed, "cb_source": options.cb_source,
-        "pos_weight_source": options.pos_weight_source,
+        "lr_schedule": options.lr_schedule, "steps_per_epoch": options.steps_per_epoch,
+        "shuffle_buffer": options.shuffle_buffer, "head": options.head, "seed": options.seed,
+        "cb_source": options.cb_source, "pos_weight_source": options.pos_weight_source,
+        "faithful_scoring": options.faithful_scoring,
         "validation_fraction": options.validation_fraction, "strategy": options.strategy,
     }
-    counts = run_cells(data, out, cache, cells, epochs=epochs, config_overrides=overrides)
+    if options.faithful_batch_norm:
+        cache, on_images = None, _image_runs(data, options)
+    else:
+        cache, on_images = cache_for_data_folder(data, Path(out) / "features", options), None
+    counts = run_cells(data, out, cache, cells, epochs=epochs, config_overrides=overrides,
+                       naming=naming, loss_input=options.loss_input, on_images=on_images)
     lines = [f"shard {shard[0]}/{shard[1]}: {len(cells)} runs: "
              + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items())]
-    runs = collect_runs(out)
+    runs = collect_runs(out, ratios)
     if len(runs):
         lines.append(format_table_markdown(summary_table(runs)))
     return "\n".join(lines)

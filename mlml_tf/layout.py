@@ -5,10 +5,13 @@ A data folder holds::
     groundtruth.csv                         complete labels of the filtered set
     manifest.json                           ratios, seed, fold scheme, classes, counts, checksums
     missing_labels{round(r, 1)}/
-        train{k}_{r}.csv                    observed training labels of fold k (positives hidden)
-        negative_weights{k}_{r}.csv         IM-WCE weights: 0 where a positive was hidden
-        positive_weights{r}.csv             all ones, no id column (the original's last fold wins)
-        test{k}_{r}.csv                     complete test labels of fold k
+        train{k}_{t}.csv                    observed training labels of fold k (positives hidden)
+        negative_weights{k}_{t}.csv         IM-WCE weights: 0 where a positive was hidden
+        positive_weights{t}.csv             all ones, no id column (the original's last fold wins)
+        test{k}_{t}.csv                     complete test labels of fold k
+
+with t = str(round(r, 1)) as the original wrote it: ratio 0.25 is ``missing_labels0.2/
+train1_0.2.csv``. The manifest keeps the exact ratios.
 
 Every table but ``positive_weights`` has the id as its first, unnamed column. The authors'
 published folders and the folders written here are read by the same code.
@@ -45,25 +48,66 @@ LAYOUT_VERSION = 1
 
 
 def ratio_text(ratio: float) -> str:
-    """The ratio as it appears in file names: Python's str of the float (0.0, 0.25, ...)."""
+    """The exact ratio as people read it (tables, manifest keys): 0.0, 0.25, 0.5, 0.75."""
     return str(float(ratio))
+
+
+def ratio_tag(ratio: float) -> str:
+    """The ratio in the original's file and experiment names: ``str(round(r, 1))`` (SPEC 3).
+
+    0.25 -> '0.2' and 0.75 -> '0.8': the original named ratio 0.25 ``train1_0.2.csv`` and
+    ``...ratio0.2split_1``.
+    """
+    return str(round(float(ratio), 1))
+
+
+def ratio_from_tag(tag: str, ratios: Sequence[float] = PAPER_RATIOS) -> float:
+    """The ratio that a name's ``tag`` stands for: the one of ``ratios`` written that way.
+
+    A tag of the original ('0.2') maps back to the paper's ratio (0.25); an exact ratio (as in
+    names written by earlier versions of mlml-tf, '0.25') or one that no ratio of ``ratios``
+    rounds to is read as the number it is.
+
+    Example:
+        >>> ratio_from_tag("0.8"), ratio_from_tag("0.75"), ratio_from_tag("0.3")
+        (0.75, 0.75, 0.3)
+    """
+    value = float(tag)
+    exact = [float(r) for r in ratios if float(r) == value]
+    if exact:
+        return exact[0]
+    rounded = [float(r) for r in ratios if ratio_tag(r) == tag]
+    return rounded[0] if len(rounded) == 1 else value
 
 
 def ratio_folder(ratio: float) -> str:
     """``missing_labels{round(r, 1)}``: 0.25 -> missing_labels0.2, 0.75 -> missing_labels0.8."""
-    return f"missing_labels{round(float(ratio), 1)}"
+    return f"missing_labels{ratio_tag(ratio)}"
 
 
-def run_files(root: str | os.PathLike, ratio: float, fold: int) -> dict[str, Path]:
-    """Paths of the four files of one (ratio, fold) in a data folder."""
-    folder = Path(root) / ratio_folder(ratio)
-    r = ratio_text(ratio)
+def _named_files(folder: Path, r: str, fold: int) -> dict[str, Path]:
     return {
         "train": folder / f"train{fold}_{r}.csv",
         "negative_weights": folder / f"negative_weights{fold}_{r}.csv",
         "positive_weights": folder / f"positive_weights{r}.csv",
         "test": folder / f"test{fold}_{r}.csv",
     }
+
+
+def run_files(root: str | os.PathLike, ratio: float, fold: int) -> dict[str, Path]:
+    """Paths of the four files of one (ratio, fold) in a data folder, named as the original
+    named them (``missing_labels0.2/train1_0.2.csv`` for ratio 0.25).
+
+    A folder written by mlml-tf before 0.2 named its files with the exact ratio
+    (``train1_0.25.csv``); where only such files exist, their paths are returned.
+    """
+    folder = Path(root) / ratio_folder(ratio)
+    files = _named_files(folder, ratio_tag(ratio), fold)
+    if ratio_tag(ratio) != ratio_text(ratio) and not files["train"].exists():
+        legacy = _named_files(folder, ratio_text(ratio), fold)
+        if legacy["train"].exists():
+            return legacy
+    return files
 
 
 # --------------------------------------------------------------------------------------- reading
@@ -83,6 +127,11 @@ def _read_header(path: Path) -> list[str]:
     if not header:
         raise DataError("empty file: no header line", file=path)
     return header
+
+
+def table_classes(path: str | os.PathLike) -> list[str]:
+    """The class columns a table of the original layout names in its header."""
+    return _read_header(Path(path))[1:]
 
 
 def _check_utf8(path: Path, data: bytes) -> None:
@@ -412,11 +461,14 @@ def split(
     ratios: Sequence[float] = PAPER_RATIOS,
     seed: int = 0,
     scheme: str = "halves",
+    order: int = 2,
 ) -> dict:
     """Write the full original layout under ``root`` from ``root/groundtruth.csv``.
 
-    Folds by iterative stratification (SPEC 2); in each fold's training rows, ``round(r * n_i)``
-    positives hidden per row for every ratio (SPEC 3), nested across ratios for a given fold.
+    Folds by iterative stratification (SPEC 2), second-order by default as the original's
+    scikit-multilearn call (label pairs balanced too), ``order=1`` for single labels only; in
+    each fold's training rows, ``round(r * n_i)`` positives hidden per row for every ratio
+    (SPEC 3), nested across ratios for a given fold.
     Every file is written atomically; the manifest is written last and lists every file with its
     SHA-256, so a folder with a manifest that lists the split is complete.
 
@@ -427,14 +479,15 @@ def split(
     ratios = [check_ratio(r) for r in ratios]
     if len({ratio_text(r) for r in ratios}) != len(ratios):
         raise DataError(f"ratios repeat: {ratios}")
-    if len({ratio_folder(r) for r in ratios}) != len(ratios):
-        raise DataError(f"ratios {ratios} share a folder name missing_labels{{round(r, 1)}}")
+    if len({ratio_tag(r) for r in ratios}) != len(ratios):
+        raise DataError(f"ratios {ratios} share a folder and file names: the original's "
+                        "names hold round(r, 1)")
     truth = read_groundtruth(root)
     manifest = read_manifest(root)
     manifest.pop("split", None)
     remove_stale_temporaries(root)
     values = truth.to_numpy()
-    folds = iterative_folds(values, n_folds=n_folds, seed=seed, scheme=scheme)
+    folds = iterative_folds(values, n_folds=n_folds, seed=seed, scheme=scheme, order=order)
     ids = truth.index.to_numpy()
     classes = list(truth.columns)
     checksums: dict[str, str] = {}
@@ -474,8 +527,10 @@ def split(
             "halves": "iterative stratification (Sechidis 2011): halves, then halves of each; "
             "fold k tests on part n+1-k and trains on the others in part order",
             "kfold": "multilabel-stratified k-fold (iterative stratification)",
-        }[scheme],
+        }[scheme] + (", second order (label pairs balanced too)" if order == 2 else
+                     ", first order (single labels)"),
         "scheme": scheme,
+        "order": int(order),
         "ratios": [float(r) for r in ratios],
         "ratio_folders": {ratio_text(r): ratio_folder(r) for r in ratios},
         "hiding": "round(r * n_i) positives per training row, uniform, nested across ratios, "

@@ -526,8 +526,10 @@ def compare_with_original_logs(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def reports_at_ratio(runs: pd.DataFrame, ratio: float,
-                     names: Sequence[str] | None = None) -> dict[str, list[pd.DataFrame]]:
-    """Per-class reports of the runs at ``ratio``, by method, with class names.
+                     names: Sequence[str] | None = None,
+                     fold: int | None = None) -> dict[str, list[pd.DataFrame]]:
+    """Per-class reports of the runs at ``ratio`` (and ``fold``, or every fold), by method,
+    with class names.
 
     ``names`` name the columns of runs of the original layout, which store none, and of runs
     whose classes are column numbers (NUS-WIDE's ``0``..``80``); runs that carry names keep them.
@@ -538,9 +540,12 @@ def reports_at_ratio(runs: pd.DataFrame, ratio: float,
     from mlml_tf.results import read_run
 
     chosen = runs[np.isclose(runs["ratio"].to_numpy(np.float64), ratio)]
+    if fold is not None:
+        chosen = chosen[chosen["fold"] == fold]
     if chosen.empty:
-        raise DataError(f"no run at ratio {ratio}; the runs have ratios "
-                        f"{sorted(runs['ratio'].unique().tolist())}")
+        raise DataError(f"no run at ratio {ratio}" + ("" if fold is None else f", fold {fold}")
+                        + f"; the runs have ratios {sorted(runs['ratio'].unique().tolist())} "
+                        f"and folds {sorted(runs['fold'].unique().tolist())}")
     names = None if names is None else [str(n) for n in names]
     reports: dict[str, list[pd.DataFrame]] = {}
     for method, run_dir in zip(chosen["method"], chosen["run_dir"], strict=True):

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from mlml_tf.errors import DataError, atomic_path
+from mlml_tf.labels import PAPER_RATIOS
 from mlml_tf.layout import ratio_text
 from mlml_tf.metrics import SCORE_KEYS
 from mlml_tf.runs import (
@@ -39,13 +40,14 @@ __all__ = [
     "EVALUATION", "EXPERIMENT_TEMPLATES", "GROUND_TRUTH", "METHOD_LABELS", "METHODS", "METRICS",
     "METRIC_LABELS", "PAPER_METRICS", "PREDICTIONS", "REPORT", "collect_runs",
     "experiment_name", "format_table_markdown", "parse_experiment_name", "plot_metric_boxplots",
-    "plot_true_positives", "read_predictions", "read_run", "run_layout", "save_figure",
-    "summary_table", "write_run_outputs",
+    "plot_true_positives", "POSITIVE_SAMPLES", "read_predictions", "read_run", "run_layout",
+    "save_figure", "summary_table", "true_positives_table", "write_run_outputs",
 ]
 
 #: The metrics of the paper's Figures 1 and 2, in the paper's order: recall, precision, F1, AUC.
 PAPER_METRICS: tuple[str, ...] = ("recall_micro", "precision_micro", "f1_micro", "roc_auc_micro")
-_METHOD_COLORS = {"ce": "#4c72b0", "im-wce": "#dd8452", "cb-wce": "#55a868"}
+#: The published figures' colours: seaborn's "Blues" palette of three.
+_METHOD_COLORS = {"ce": "#c6dbef", "im-wce": "#6aaed6", "cb-wce": "#2070b4"}
 
 
 def _recency(run_dir: Path) -> tuple:
@@ -58,7 +60,7 @@ def _method_rank(method: str) -> tuple[int, str]:
     return (METHODS.index(method) if method in METHODS else len(METHODS), method)
 
 
-def collect_runs(root: str | os.PathLike) -> pd.DataFrame:
+def collect_runs(root: str | os.PathLike, ratios: Sequence[float] = PAPER_RATIOS) -> pd.DataFrame:
     """One row per experiment found under ``root/<experiment>/<run folder>/``.
 
     Folders whose names are not experiment names (:func:`parse_experiment_name`) are ignored,
@@ -79,7 +81,7 @@ def collect_runs(root: str | os.PathLike) -> pd.DataFrame:
         raise DataError("results folder not found", file=root)
     rows = []
     for experiment in sorted(p for p in root.iterdir() if p.is_dir()):
-        parsed = parse_experiment_name(experiment.name)
+        parsed = parse_experiment_name(experiment.name, ratios)
         if parsed is None:
             continue
         runs = sorted(
@@ -89,8 +91,9 @@ def collect_runs(root: str | os.PathLike) -> pd.DataFrame:
         )
         if not runs:
             continue
-        run = read_run(runs[-1])
+        run = read_run(runs[-1], report=False)
         method, ratio, fold = parsed
+        ratio = float((run["extra"].get("config") or {}).get("ratio", ratio))
         metrics = run["metrics"]
         rows.append({
             "method": method,
@@ -233,14 +236,16 @@ def plot_metric_boxplots(
     return save_figure(figure, out_stem)
 
 
-def _reports_by_method(runs_or_reports, ratio: float,
+def _reports_by_method(runs_or_reports, ratio: float, fold: int | None,
                        class_names: Sequence[str] | None) -> dict[str, list[pd.DataFrame]]:
     if isinstance(runs_or_reports, pd.DataFrame):
         df = runs_or_reports
-        if not {"method", "ratio", "run_dir"} <= set(df.columns):
-            raise DataError("a runs table needs the columns method, ratio and run_dir "
+        if not {"method", "ratio", "fold", "run_dir"} <= set(df.columns):
+            raise DataError("a runs table needs the columns method, ratio, fold and run_dir "
                             "(see collect_runs)")
         chosen = df[np.isclose(df["ratio"].to_numpy(np.float64), ratio)]
+        if fold is not None:
+            chosen = chosen[chosen["fold"] == fold]
         reports: dict[str, list[pd.DataFrame]] = {}
         for method, run_dir in zip(chosen["method"], chosen["run_dir"], strict=True):
             reports.setdefault(method, []).append(read_run(run_dir, class_names)["report"])
@@ -252,59 +257,85 @@ def _reports_by_method(runs_or_reports, ratio: float,
                     f"report(s), got {type(runs_or_reports).__name__}")
 
 
+#: The last bar of Figure 3, named as the original named it.
+POSITIVE_SAMPLES = "Positive Samples"
+
+
+def true_positives_table(
+    runs_or_reports: pd.DataFrame | Mapping[str, pd.DataFrame | Sequence[pd.DataFrame]],
+    ratio: float = 0.5,
+    fold: int | None = 1,
+    top: int = 15,
+    class_names: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """The numbers of Figure 3: true positives per class and method, and the test positives.
+
+    As the original's results notebook: one column per method (CE, IM-WCE, CB-WCE), then
+    ``Positive Samples`` (the positives of the test fold), one row per class, sorted by
+    ``Positive Samples`` from most to fewest, the ``top`` first. Counts of one run each, or
+    their mean over the folds given (``fold=None`` with a runs table, or several reports per
+    method in a mapping).
+
+    Args:
+        runs_or_reports: a runs table from :func:`collect_runs`, or a mapping method ->
+            per-class report (or list of reports) from :func:`mlml_tf.metrics.per_class_report`.
+        ratio: the missing-label ratio read from a runs table (paper: 0.5).
+        fold: the fold read from a runs table (paper: 1); None averages over all folds.
+        top: number of classes.
+        class_names: names for runs of the original layout, which store none.
+    """
+    reports = _reports_by_method(runs_or_reports, ratio, fold, class_names)
+    reports = {m: r for m, r in reports.items() if r}
+    if not reports:
+        where = "" if fold is None else f", fold {fold}"
+        raise DataError(f"no per-class report to plot at ratio {ratio_text(ratio)}{where}")
+    methods = _methods_in(reports)
+    everything = [r for m in methods for r in reports[m]]
+    for r in everything:
+        if not {"support", "true_positives"} <= set(r.columns):
+            raise DataError("a per-class report needs the columns support and true_positives")
+    table = pd.DataFrame({
+        METHOD_LABELS.get(m, m): pd.concat([r["true_positives"] for r in reports[m]],
+                                           axis=1).mean(axis=1)
+        for m in methods
+    })
+    table[POSITIVE_SAMPLES] = pd.concat([r["support"] for r in everything], axis=1).mean(axis=1)
+    table = table.sort_values(POSITIVE_SAMPLES, ascending=False, kind="stable")
+    return table.iloc[:top]
+
+
 def plot_true_positives(
     runs_or_reports: pd.DataFrame | Mapping[str, pd.DataFrame | Sequence[pd.DataFrame]],
     out_stem: str | os.PathLike,
     ratio: float = 0.5,
     top: int = 15,
     class_names: Sequence[str] | None = None,
+    fold: int | None = 1,
 ) -> list[Path]:
     """Figure 3 of the paper: true positives per class for the most frequent classes.
 
-    Bars per method give the true positives of each class, averaged over the folds given; a grey
-    outline gives the class's positives in the test set. The ``top`` classes with the most test
-    positives are shown, most frequent first.
-
-    Args:
-        runs_or_reports: a runs table from :func:`collect_runs` (the runs at ``ratio`` are read),
-            or a mapping method -> per-class report (or list of reports, one per fold) from
-            :func:`mlml_tf.metrics.per_class_report`.
-        out_stem: path without extension; ``<out_stem>.png`` and ``<out_stem>.pdf`` are written.
-        ratio: the missing-label ratio to show when given a runs table (paper: 0.5).
-        top: number of classes.
-        class_names: names for runs of the original layout, which store none.
-
-    Returns:
-        The written paths, PNG then PDF.
+    As published: fold 1 at ratio 0.5, the 15 classes with the most test positives, most
+    frequent first, four bars per class (CE, IM-WCE, CB-WCE and ``Positive Samples``) in
+    shades of blue with black edges. ``fold=None`` shows the mean over the folds instead.
+    Arguments as :func:`true_positives_table`; ``<out_stem>.png`` and ``<out_stem>.pdf`` are
+    written and their paths returned, PNG then PDF.
     """
+    from matplotlib import colormaps
     from matplotlib.figure import Figure
 
-    reports = _reports_by_method(runs_or_reports, ratio, class_names)
-    reports = {m: r for m, r in reports.items() if r}
-    if not reports:
-        raise DataError(f"no per-class report to plot at ratio {ratio_text(ratio)}")
-    methods = _methods_in(reports)
-    everything = [r for m in methods for r in reports[m]]
-    for r in everything:
-        if not {"support", "true_positives"} <= set(r.columns):
-            raise DataError("a per-class report needs the columns support and true_positives")
-    support = pd.concat([r["support"] for r in everything], axis=1).mean(axis=1)
-    classes = support.sort_values(ascending=False, kind="stable").index[:top]
-    x = np.arange(len(classes))
-    width = 0.8 / len(methods)
+    table = true_positives_table(runs_or_reports, ratio, fold, top, class_names)
+    x = np.arange(len(table))
+    width = 0.7 / len(table.columns)
+    shades = colormaps["Blues"](np.linspace(0, 1, len(table.columns)))
 
-    figure = Figure(figsize=(max(6.0, 0.6 * len(classes) + 2), 4))
+    figure = Figure(figsize=(max(6.0, 0.7 * len(table) + 2), 4.5))
     ax = figure.subplots()
-    ax.bar(x, support[classes].to_numpy(), width=0.9, fill=False, edgecolor="0.5",
-           label="positives in test set")
-    for i, method in enumerate(methods):
-        tp = pd.concat([r["true_positives"] for r in reports[method]], axis=1).mean(axis=1)
-        ax.bar(x - 0.4 + width * (i + 0.5), tp.reindex(classes).to_numpy(np.float64), width,
-               color=_METHOD_COLORS.get(method, "0.6"), edgecolor="black", linewidth=0.5,
-               label=METHOD_LABELS.get(method, method))
-    ax.set_xticks(x, [str(c) for c in classes], rotation=45, ha="right")
+    for i, column in enumerate(table.columns):
+        ax.bar(x - 0.35 + width * (i + 0.5), table[column].to_numpy(np.float64), width,
+               color=shades[i], edgecolor="black", linewidth=0.5, label=column)
+    ax.set_xticks(x, [str(c) for c in table.index], rotation=45, ha="right")
     ax.set_ylabel("true positives")
-    ax.set_xlim(-0.6, len(classes) - 0.4)
+    ax.set_xlim(-0.6, len(table) - 0.4)
     ax.legend(fontsize="small")
     ax.grid(axis="y", alpha=0.3)
     figure.tight_layout()

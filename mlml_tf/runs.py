@@ -29,8 +29,8 @@ import numpy as np
 import pandas as pd
 
 from mlml_tf.errors import DataError, atomic_path
-from mlml_tf.labels import check_ratio
-from mlml_tf.layout import ratio_text
+from mlml_tf.labels import PAPER_RATIOS, check_ratio
+from mlml_tf.layout import ratio_from_tag, ratio_tag
 from mlml_tf.metrics import (
     DEFAULT_THRESHOLD,
     REPORT_COLUMNS,
@@ -44,12 +44,22 @@ from mlml_tf.metrics import (
 METHODS: tuple[str, ...] = ("ce", "im-wce", "cb-wce")
 #: Their names in the paper.
 METHOD_LABELS: dict[str, str] = {"ce": "CE", "im-wce": "IM-WCE", "cb-wce": "CB-WCE"}
-#: Experiment folder names of the original (SPEC 7; "PosLimitited" is spelled as published).
-EXPERIMENT_TEMPLATES: dict[str, str] = {
-    "ce": "PosLimited_original_CE_balanced_ratio{r}split_{k}",
-    "im-wce": "PosLimitited_weighted_CE_balanced_ratio{r}split_{k}",
-    "cb-wce": "CORRELATION_weighted_CE_balanced_ratio{r}split_{k}",
+#: Experiment folder names of the original (SPEC 7 and 8), per data set, with t = round(r, 1):
+#: "PosLimitited" is spelled as published.
+EXPERIMENT_TEMPLATES: dict[str, dict[str, str]] = {
+    "coco": {
+        "ce": "PosLimited_original_CE_balanced_ratio{t}split_{k}",
+        "im-wce": "PosLimitited_weighted_CE_balanced_ratio{t}split_{k}",
+        "cb-wce": "CORRELATION_weighted_CE_balanced_ratio{t}split_{k}",
+    },
+    "nuswide": {
+        "ce": "nus_3labels_original_CE{t}split_{k}",
+        "im-wce": "nus_3labels_weighted_CE{t}split_{k}",
+        "cb-wce": "nus_3labels_correlations_CE{t}split_{k}",
+    },
 }
+#: The data sets whose experiment names the original used; any other data set is named as COCO.
+NAMING: tuple[str, ...] = tuple(EXPERIMENT_TEMPLATES)
 METRIC_LABELS: dict[str, str] = {
     "precision_micro": "Precision",
     "recall_micro": "Recall",
@@ -73,46 +83,63 @@ METRICS = "metrics.json"
 RUN_FORMAT = "mlml-tf run"
 RUN_FORMAT_VERSION = 1
 
-_EXPERIMENT_PATTERNS = {
-    method: re.compile(
+_EXPERIMENT_PATTERNS = [
+    (method, re.compile(
         re.escape(template)
-        .replace(re.escape("{r}"), r"(?P<r>\d+\.\d+)")
+        .replace(re.escape("{t}"), r"(?P<t>\d+\.\d+)")
         .replace(re.escape("{k}"), r"(?P<k>\d+)")
-    )
-    for method, template in EXPERIMENT_TEMPLATES.items()
-}
+    ))
+    for templates in EXPERIMENT_TEMPLATES.values()
+    for method, template in templates.items()
+]
 
 
 def _check_method(method: str) -> str:
-    if method not in EXPERIMENT_TEMPLATES:
+    if method not in METHODS:
         raise DataError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     return method
 
 
-def experiment_name(method: str, ratio: float, fold: int) -> str:
-    """The original's experiment folder name of one run.
+def experiment_name(method: str, ratio: float, fold: int, naming: str = "coco") -> str:
+    """The original's experiment folder name of one run, the ratio written as round(r, 1).
+
+    Args:
+        method: "ce", "im-wce" or "cb-wce".
+        ratio: the missing-label ratio.
+        fold: 1-based fold.
+        naming: "coco" (``PosLimited_original_CE_balanced_ratio...``) or "nuswide"
+            (``nus_3labels_original_CE...``), the two name families of the original.
 
     Example:
         >>> experiment_name("im-wce", 0.25, 1)
-        'PosLimitited_weighted_CE_balanced_ratio0.25split_1'
+        'PosLimitited_weighted_CE_balanced_ratio0.2split_1'
     """
     if int(fold) != fold or fold < 1:
         raise DataError(f"fold must be a positive integer, got {fold!r}")
-    template = EXPERIMENT_TEMPLATES[_check_method(method)]
-    return template.format(r=ratio_text(check_ratio(ratio)), k=int(fold))
+    if naming not in EXPERIMENT_TEMPLATES:
+        raise DataError(f"unknown naming {naming!r}; use one of {', '.join(NAMING)}")
+    template = EXPERIMENT_TEMPLATES[naming][_check_method(method)]
+    return template.format(t=ratio_tag(check_ratio(ratio)), k=int(fold))
 
 
-def parse_experiment_name(name: str) -> tuple[str, float, int] | None:
+def parse_experiment_name(
+    name: str, ratios: Sequence[float] = PAPER_RATIOS
+) -> tuple[str, float, int] | None:
     """``(method, ratio, fold)`` of an experiment folder name, or None if it is not one.
 
+    Both data sets' names are recognized. The ratio in a name of the original is rounded to one
+    decimal and is read back as the ratio of ``ratios`` (default the paper's) written that way:
+    ``ratio0.2`` is 0.25. Names with the exact ratio (``ratio0.25``, written by earlier versions
+    of mlml-tf) are read as they are.
+
     Example:
-        >>> parse_experiment_name("CORRELATION_weighted_CE_balanced_ratio0.5split_3")
-        ('cb-wce', 0.5, 3)
+        >>> parse_experiment_name("CORRELATION_weighted_CE_balanced_ratio0.8split_3")
+        ('cb-wce', 0.75, 3)
     """
-    for method, pattern in _EXPERIMENT_PATTERNS.items():
+    for method, pattern in _EXPERIMENT_PATTERNS:
         match = pattern.fullmatch(name)
         if match:
-            return method, float(match["r"]), int(match["k"])
+            return method, ratio_from_tag(match["t"], ratios), int(match["k"])
     return None
 
 
@@ -141,10 +168,29 @@ def _format_value(value) -> str:
     return str(value)
 
 
+def original_evaluation_lines(metrics: Mapping) -> list[str]:
+    """The five lines the original wrote to ``evaluation_results.txt``, spelled as it did:
+    exact-match accuracy as a percentage, macro, micro and weighted ROC-AUC, Hamming loss,
+    each number as Python's ``str`` of it (SPEC 7)."""
+
+    def number(key: str, scale: float = 1.0) -> str:
+        value = metrics[key]
+        return "n/a" if value is None else str(float(value) * scale)
+
+    return [
+        "Exact match accuracy is: " + number("exact_match_accuracy", 100.0) + "%",
+        "Area Under the Curve (AUC) is: " + number("roc_auc_macro"),
+        "Micro AUC is:" + number("roc_auc_micro"),
+        "Weighted AUC is:" + number("roc_auc_weighted"),
+        "Hamming Loss (ratio of incorrect tags) is: " + number("hamming_loss"),
+    ]
+
+
 def evaluation_text(metrics: Mapping, extra: Mapping | None = None) -> str:
-    """The human-readable ``evaluation_results.txt`` of a run."""
+    """``evaluation_results.txt`` of a run: the original's five lines, then mlml-tf's."""
     threshold = metrics["threshold"]
-    lines = [
+    lines = original_evaluation_lines(metrics) + [
+        "",
         f"Test rows: {metrics['n_samples']}",
         f"Classes: {metrics['n_classes']}",
         "Threshold: " + (_format_value(float(threshold)) if np.ndim(threshold) == 0
@@ -165,6 +211,56 @@ def evaluation_text(metrics: Mapping, extra: Mapping | None = None) -> str:
     for key, value in sorted((extra or {}).items()):
         lines.append(f"{key}: {json.dumps(_jsonable(value), sort_keys=True)}")
     return "\n".join(lines) + "\n"
+
+
+#: The original's ``results_report.csv`` columns (after its transpose), from ours (SPEC 7).
+ORIGINAL_REPORT_COLUMNS: dict[str, str] = {
+    "positive_rate": "Ratio of positive samples",
+    "accuracy": "Model accuracy",
+    "true_positive_rate": "True positives ratio",
+    "true_negative_rate": "True negatives ratio",
+    "auc": "AUC",
+    "recall": "Recall",
+    "precision": "Precision",
+    "f1": "f1-score",
+    "kappa": "Kappa score",
+}
+#: The row the original appended to its report: the mean over classes of every column.
+AVERAGE_ROW = "average"
+
+
+def report_bytes(report: pd.DataFrame) -> bytes:
+    """``results_report.csv`` as the original wrote it, then mlml-tf's columns.
+
+    One row per class and a last ``average`` row (the mean over classes, undefined values left
+    out), the original's nine columns first under its names, numbers as ``%.2f``; then the
+    remaining columns of :func:`mlml_tf.metrics.per_class_report` (``auc_defined`` as 0/1,
+    the confusion counts as integers).
+    """
+    ours = [c for c in REPORT_COLUMNS if c not in ORIGINAL_REPORT_COLUMNS]
+    table = report[list(ORIGINAL_REPORT_COLUMNS) + ours].copy()
+    table["auc_defined"] = table["auc_defined"].astype(np.int64)
+    integral = [pd.api.types.is_integer_dtype(table[c]) for c in table.columns]
+    average = table.mean(axis=0, numeric_only=True).to_numpy(np.float64)
+
+    def cell(value, whole: bool) -> str:
+        if pd.isna(value):
+            return ""
+        return str(int(value)) if whole else f"{value:.2f}"
+
+    header = [""] + [ORIGINAL_REPORT_COLUMNS.get(c, c) for c in table.columns]
+    lines = [",".join(_csv_cell(h) for h in header)]
+    for name, row in zip(table.index, table.itertuples(index=False), strict=True):
+        lines.append(",".join([_csv_cell(str(name))]
+                              + [cell(v, w) for v, w in zip(row, integral, strict=True)]))
+    lines.append(",".join([AVERAGE_ROW] + [cell(v, False) for v in average]))
+    return ("\n".join(lines) + "\n").encode()
+
+
+def _csv_cell(text: str) -> str:
+    if any(ch in text for ch in ',"\n\r'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
 
 
 def write_run_outputs(
@@ -203,7 +299,7 @@ def write_run_outputs(
     with atomic_path(run_dir / GROUND_TRUTH) as tmp:
         np.savetxt(tmp, truth.astype(np.float64), delimiter=",")
     with atomic_path(run_dir / REPORT) as tmp:
-        report.to_csv(tmp, lineterminator="\n")
+        tmp.write_bytes(report_bytes(report))
     with atomic_path(run_dir / EVALUATION) as tmp:
         tmp.write_text(evaluation_text(metrics, extra), encoding="utf-8")
     document = {
@@ -293,20 +389,8 @@ def _read_json(path: Path) -> dict:
     return document
 
 
-def _read_report(path: Path, classes: list[str]) -> pd.DataFrame:
-    try:
-        report = pd.read_csv(path, dtype={"class": str}).set_index("class")
-    except (OSError, ValueError, KeyError) as err:
-        raise DataError(f"not a per-class report: {err}", file=path) from err
-    if list(report.columns) != list(REPORT_COLUMNS):
-        raise DataError(f"columns {list(report.columns)} are not {list(REPORT_COLUMNS)}",
-                        file=path)
-    if list(report.index) != classes:
-        raise DataError(f"classes differ from those of {METRICS}", file=path)
-    return report
-
-
-def read_run(run_dir: str | os.PathLike, class_names: Sequence[str] | None = None) -> dict:
+def read_run(run_dir: str | os.PathLike, class_names: Sequence[str] | None = None,
+             report: bool = True) -> dict:
     """Read one run folder, written by mlml-tf or by the original code.
 
     Args:
@@ -315,10 +399,15 @@ def read_run(run_dir: str | os.PathLike, class_names: Sequence[str] | None = Non
             them as they are, trailing all-zero rows included, at threshold 0.5).
         class_names: names for a run of the original layout, which stores none (default
             ``"0"``, ``"1"``, ...); a run written by mlml-tf carries its own.
+        report: also compute the per-class report. It comes from the two ``np.savetxt`` files
+            (full precision), at the run's thresholds; ``results_report.csv`` is for people and
+            rounds to two decimals as the original's did. False leaves it out (None), which
+            spares reading the predictions of an mlml-tf run.
 
     Returns:
         ``{"run_dir", "layout", "metrics", "classes", "extra", "report"}``: ``metrics`` as
-        :func:`mlml_tf.metrics.evaluate` returns them, ``report`` the per-class DataFrame.
+        :func:`mlml_tf.metrics.evaluate` returns them, ``report`` the per-class DataFrame of
+        :func:`mlml_tf.metrics.per_class_report`.
 
     Raises:
         DataError: naming the file, if a file is missing or malformed.
@@ -332,12 +421,15 @@ def read_run(run_dir: str | os.PathLike, class_names: Sequence[str] | None = Non
         document = _read_json(run_dir / METRICS)
         classes = [str(c) for c in document["classes"]]
         metrics, extra = document["metrics"], document.get("extra") or {}
-        report = _read_report(run_dir / REPORT, classes)
+        per_class = None
+        if report:
+            truth, prob = read_predictions(run_dir, classes)
+            per_class = per_class_report(truth, prob, classes, metrics["threshold"])
     else:
         truth, prob = read_predictions(run_dir, class_names)
         classes = [str(c) for c in
                    (range(truth.shape[1]) if class_names is None else class_names)]
         metrics, extra = evaluate(truth, prob, classes), {}
-        report = per_class_report(truth, prob, classes)
+        per_class = per_class_report(truth, prob, classes) if report else None
     return {"run_dir": str(run_dir), "layout": layout, "metrics": metrics,
-            "classes": classes, "extra": extra, "report": report}
+            "classes": classes, "extra": extra, "report": per_class}

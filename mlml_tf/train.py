@@ -11,6 +11,7 @@ The three methods differ only in the per-entry weight W = y * P + (1 - y) * w̄ 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -24,18 +25,44 @@ from mlml_tf.labels import class_balance_weights, confidence_weights
 from mlml_tf.layout import GROUNDTRUTH, read_groundtruth, read_manifest, read_run_labels, run_files
 from mlml_tf.runs import COMPLETE, METHODS
 
+#: Where CB-WCE counts its co-occurrences (SPEC 4).
+CB_SOURCES: tuple[str, ...] = ("observed", "oracle", "file")
+#: The authors' CB-WCE weights over every row of the filtered set, in a published data folder.
+GLOBAL_WEIGHTS = "negative_weights_global.csv"
+#: Learning-rate schedules: the original's constant rate (SPEC 7), or the decay its code built.
+LR_SCHEDULES: tuple[str, ...] = ("constant", "exponential-decay")
+#: The shuffle buffer of the original's training and test streams (SPEC 7).
+ORIGINAL_SHUFFLE_BUFFER = 100
+#: Steps per epoch: floor(N / B) of the run's own rows, or of ``train1_0.0.csv`` as the original.
+STEP_COUNTS: tuple[str, ...] = ("run", "original")
+
 
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
-    """Settings of one run; the defaults are the original's (SPEC 7).
+    """Settings of one run; the defaults are the original's (SPEC 7) unless said otherwise.
 
+    ``learning_rate``, ``rho``, ``epsilon``: Adadelta as the original ran it, TF1's
+    ``AdadeltaOptimizer(0.1)`` with rho 0.95 and epsilon 1e-8 (Keras' default is 1e-7).
+    ``lr_schedule``: "constant", the rate the original trained with (its
+    ``exponential_decay(0.1, global_step, 1000, 0.95, staircase=True)`` never decayed, since
+    ``global_step`` was not passed to ``minimize``); "exponential-decay" applies that decay
+    (``decay_steps``, ``decay_rate``), as the code meant to.
+    ``steps_per_epoch``: "run", floor(N / B) of the run's own training rows, each epoch one pass
+    over a fresh permutation; "original", floor(N1 / B) with N1 the rows of ``train1_0.0.csv``
+    for every fold and ratio, over a stream that repeats the rows pass after pass.
+    ``shuffle_buffer``: 0 draws each pass over the training rows as a uniform permutation;
+    the original passed the rows in file order through a shuffle buffer of 100
+    (:func:`buffer_shuffle_order`), which keeps rows near their place in the file.
     ``cb_source``: "observed" counts confidence weights over the run's observed training labels
-    (what a user has); "oracle" is the original's choice, the complete labels of the whole set.
+    (what a user has); "oracle" is the original's choice, the complete labels of the whole set;
+    "file" reads the authors' ``negative_weights_global.csv`` from the data folder.
     ``pos_weight_source``: "run" computes P from the run's training labels; "original" from the
     complete labels of fold 1 (``train1_0.0.csv``), for every run, as the original did.
     ``validation_fraction``: held-out training rows on which per-class thresholds are tuned.
     ``from_logits``: the loss from logits (numerically stable); False trains on clipped
-    probabilities as the original did.
+    probabilities as the original's weighted methods did.
+    ``faithful_scoring``: predict the test rows as the original did, in full batches of a
+    stream shuffled with a buffer of 100, the last N mod B rows left at zero and scored.
     """
 
     method: str
@@ -44,8 +71,13 @@ class RunConfig:
     epochs: int = 20
     batch_size: int = 32
     learning_rate: float = 0.1
+    lr_schedule: str = "constant"
     decay_rate: float = 0.95
     decay_steps: int = 1000
+    rho: float = 0.95
+    epsilon: float = 1e-8
+    steps_per_epoch: str = "run"
+    shuffle_buffer: int = 0
     head: str = "original"
     seed: int = 0
     cb_source: str = "observed"
@@ -53,15 +85,25 @@ class RunConfig:
     validation_fraction: float = 0.0
     strategy: str = "default"
     from_logits: bool = True
+    faithful_scoring: bool = False
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise DataError(f"unknown method {self.method!r}; use one of {', '.join(METHODS)}")
-        if self.cb_source not in ("observed", "oracle"):
-            raise DataError(f"cb_source must be 'observed' or 'oracle', not {self.cb_source!r}")
+        if self.cb_source not in CB_SOURCES:
+            raise DataError(f"cb_source must be one of {', '.join(CB_SOURCES)}, "
+                            f"not {self.cb_source!r}")
         if self.pos_weight_source not in ("run", "original"):
             raise DataError("pos_weight_source must be 'run' or 'original', "
                             f"not {self.pos_weight_source!r}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise DataError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, "
+                            f"not {self.lr_schedule!r}")
+        if self.steps_per_epoch not in STEP_COUNTS:
+            raise DataError(f"steps_per_epoch must be one of {', '.join(STEP_COUNTS)}, "
+                            f"not {self.steps_per_epoch!r}")
+        if self.shuffle_buffer < 0:
+            raise DataError(f"shuffle_buffer must be 0 or more, not {self.shuffle_buffer}")
         if not 0.0 <= self.validation_fraction < 1.0:
             raise DataError(f"validation_fraction {self.validation_fraction} is outside [0, 1)")
 
@@ -98,6 +140,8 @@ def load_run_data(data: str | os.PathLike, config: RunConfig) -> RunData:
     observed = train.to_numpy()
     used = [run_files(data, config.ratio, config.fold)[k] for k in
             ("train", "negative_weights", "test")]
+    if config.steps_per_epoch == "original":
+        used.append(run_files(data, 0.0, 1)["train"])
     if config.pos_weight_source == "original":
         # The original computed P once, from the complete labels of fold 1 (SPEC 6).
         first = run_files(data, 0.0, 1)["train"]
@@ -113,9 +157,12 @@ def load_run_data(data: str | os.PathLike, config: RunConfig) -> RunData:
         negative = files["negative_weights"].to_numpy()
     elif config.cb_source == "observed":
         negative = confidence_weights(observed)
-    else:
+    elif config.cb_source == "oracle":
         negative = _oracle_confidence_weights(data, train)
         used.append(data / GROUNDTRUTH)
+    else:
+        negative = global_confidence_weights(data, train)
+        used.append(data / GLOBAL_WEIGHTS)
     weights = entry_weights(observed.astype(np.float32), pos_weight, negative)
     # NUS-WIDE files name their columns 0..80; the manifest knows the concepts.
     names = data_classes(data)
@@ -141,6 +188,33 @@ def _oracle_confidence_weights(data: Path, train) -> np.ndarray:
         raise DataError(f"training id {train.index[rows < 0][0]!r} is not in groundtruth.csv",
                         file=data / GROUNDTRUTH)
     return weights[rows]
+
+
+def global_confidence_weights(data: str | os.PathLike, train) -> np.ndarray:
+    """The authors' CB-WCE weights, ``negative_weights_global.csv`` of a published data folder,
+    for the rows of ``train`` (looked up by id).
+
+    The file holds one row per image of the filtered set (SPEC 4); its columns must be the
+    training table's and its ids must cover the training ids. The loss uses a weight only where
+    the run's label is 0.
+    """
+    from mlml_tf.layout import read_table
+
+    path = Path(data) / GLOBAL_WEIGHTS
+    table = read_table(path, "weights")
+    if list(table.columns) != list(train.columns):
+        diff = next((i for i, (a, b) in enumerate(zip(table.columns, train.columns,
+                                                      strict=False)) if a != b),
+                    min(len(table.columns), len(train.columns)))
+        raise DataError(f"columns differ from those of the training file at position {diff + 1} "
+                        f"({len(table.columns)} columns against {len(train.columns)})",
+                        file=path, row=1)
+    rows = table.index.get_indexer(train.index)
+    if (rows < 0).any():
+        missing = train.index[rows < 0]
+        raise DataError(f"training id {missing[0]!r} has no row ({len(missing)} ids missing)",
+                        file=path)
+    return table.to_numpy()[rows]
 
 
 def drop_skipped_images(run_data: RunData, skipped) -> tuple[RunData, dict]:
@@ -191,31 +265,89 @@ def get_strategy(name: str = "default"):
     raise DataError(f"unknown strategy {name!r}")
 
 
+def buffer_shuffle_order(n_rows: int, buffer_size: int, seed) -> np.ndarray:
+    """The order in which a shuffle buffer of ``buffer_size`` passes ``n_rows`` rows on, as
+    ``tf.data.Dataset.shuffle`` does (SPEC 7: the original's buffer of 100 images).
+
+    The buffer starts with the first ``buffer_size`` rows; each step hands on a uniformly chosen
+    row of the buffer and puts the next row of the file in its place. A row thus moves at most
+    about ``buffer_size`` places ahead of where the file has it. ``buffer_size >= n_rows`` is a
+    uniform permutation.
+    """
+    rng = np.random.default_rng(seed)
+    if buffer_size >= n_rows:
+        return rng.permutation(n_rows)
+    draws = rng.random(n_rows)
+    buffer = list(range(min(buffer_size, n_rows)))
+    out = np.empty(n_rows, dtype=np.int64)
+    following = len(buffer)
+    for t in range(n_rows):
+        i = int(draws[t] * len(buffer))
+        out[t] = buffer[i]
+        if following < n_rows:
+            buffer[i] = following
+            following += 1
+        else:
+            buffer[i] = buffer[-1]
+            buffer.pop()
+    return out
+
+
+@functools.lru_cache(maxsize=4)
+def _pass_order(n_rows: int, seed: int, index: int, buffer_size: int) -> np.ndarray:
+    if buffer_size:
+        return buffer_shuffle_order(n_rows, buffer_size, [seed, index])
+    return np.random.default_rng([seed, index]).permutation(n_rows)
+
+
+def batch_rows(n_rows: int, batch_size: int, seed: int, step: int,
+               steps_per_epoch: int | None = None, shuffle_buffer: int = 0) -> np.ndarray:
+    """Indices (into ``n_rows`` rows) of training batch ``step``: a function of (seed, step) only.
+
+    With ``steps_per_epoch=None`` an epoch is one pass over the rows in an order seeded by
+    (seed, epoch), cut into floor(N / B) batches; the last N mod B rows of the pass are left out.
+    With a step count (the original's floor(N1 / B), SPEC 7) the passes form one endless stream,
+    as the original's repeated dataset, and batch k is positions kB .. kB + B - 1 of it.
+    A pass is a uniform permutation, or with ``shuffle_buffer`` the original's order: the rows
+    in file order through a shuffle buffer of that size (:func:`buffer_shuffle_order`).
+    """
+    if steps_per_epoch is None:
+        epoch, pos = divmod(step, n_rows // batch_size)
+        order = _pass_order(n_rows, seed, epoch, shuffle_buffer)
+        return order[pos * batch_size : (pos + 1) * batch_size]
+    positions = np.arange(step * batch_size, (step + 1) * batch_size)
+    passes, offsets = np.divmod(positions, n_rows)
+    out = np.empty(batch_size, dtype=np.int64)
+    for p in np.unique(passes):
+        out[passes == p] = _pass_order(n_rows, seed, int(p), shuffle_buffer)[offsets[passes == p]]
+    return out
+
+
 def training_dataset(cache: FeatureCache, rows: np.ndarray, labels: np.ndarray,
                      weights: np.ndarray, batch_size: int, seed: int, start_step,
-                     epochs: int = 1):
+                     epochs: int = 1, steps_per_epoch: int | None = None,
+                     shuffle_buffer: int = 0):
     """The stream of (features, y, W) batches of ``epochs`` epochs; the k-th batch depends only
-    on k.
+    on k (:func:`batch_rows`).
 
-    Step k belongs to epoch k // steps and takes the next slice of that epoch's permutation of
-    the rows (seeded by (seed, epoch)); the original's last N mod B rows of an epoch are dropped
-    as its ``floor(N / B)`` steps did. ``start_step()`` is called when the stream starts, which
-    is after Keras' ``on_train_begin``: train_run makes it return the optimizer's step as
-    BackupAndRestore restored it, so that a resumed run sees exactly the batches an
-    uninterrupted one would have seen.
+    ``steps_per_epoch=None`` makes an epoch one pass over the rows, floor(N / B) steps; a number
+    sets the steps of an epoch over a repeating stream, as the original's floor(N1 / B).
+    ``start_step()`` is called when the stream starts, which is after Keras' ``on_train_begin``:
+    train_run makes it return the optimizer's step as BackupAndRestore restored it, so that a
+    resumed run sees exactly the batches an uninterrupted one would have seen.
     """
     import tensorflow as tf
 
-    steps = len(rows) // batch_size
-    if steps == 0:
+    if len(rows) // batch_size == 0:
         raise DataError(f"{len(rows)} training rows make no batch of {batch_size}")
+    steps = len(rows) // batch_size if steps_per_epoch is None else int(steps_per_epoch)
+    if steps < 1:
+        raise DataError(f"an epoch of {steps} steps trains nothing")
     n_classes = labels.shape[1]
 
     def batch_indices():
         for step in range(int(start_step()), epochs * steps):
-            epoch, pos = divmod(step, steps)
-            order = np.random.default_rng([seed, epoch]).permutation(len(rows))
-            yield order[pos * batch_size : (pos + 1) * batch_size]
+            yield batch_rows(len(rows), batch_size, seed, step, steps_per_epoch, shuffle_buffer)
 
     def gather(idx):
         return cache.read(rows[idx]), labels[idx], weights[idx]
@@ -231,6 +363,26 @@ def training_dataset(cache: FeatureCache, rows: np.ndarray, labels: np.ndarray,
         batch_indices, output_signature=tf.TensorSpec((batch_size,), tf.int64)
     )
     return ds.map(load, num_parallel_calls=1).prefetch(2), steps
+
+
+def original_steps_per_epoch(data: str | os.PathLike, batch_size: int = 32) -> int:
+    """floor(N1 / B), N1 the rows of ``train1_0.0.csv``: the original's steps per epoch for every
+    fold and ratio (SPEC 7)."""
+    from mlml_tf.layout import read_table
+
+    return len(read_table(run_files(data, 0.0, 1)["train"])) // batch_size
+
+
+def adadelta(config: RunConfig):
+    """The optimizer of a run: Adadelta as TF1 ran it in the original (SPEC 7)."""
+    import keras
+
+    rate = config.learning_rate
+    if config.lr_schedule == "exponential-decay":
+        rate = keras.optimizers.schedules.ExponentialDecay(
+            config.learning_rate, config.decay_steps, config.decay_rate, staircase=True
+        )
+    return keras.optimizers.Adadelta(learning_rate=rate, rho=config.rho, epsilon=config.epsilon)
 
 
 def _atomic_backup(folder: str):
@@ -322,15 +474,15 @@ def train_run(data: str | os.PathLike, cache: FeatureCache, run_dir: str | os.Pa
         output = "logits" if config.from_logits else "probabilities"
         model = build_head(cache.shape, len(run_data.classes), head=config.head, output=output,
                            seed=config.seed)
-        schedule = keras.optimizers.schedules.ExponentialDecay(
-            config.learning_rate, config.decay_steps, config.decay_rate, staircase=True
-        )
-        model.compile(optimizer=keras.optimizers.Adadelta(learning_rate=schedule),
+        model.compile(optimizer=adadelta(config),
                       loss=WeightedBinaryCrossentropy(from_logits=config.from_logits))
     start = _StartStep()
+    epoch_steps = (original_steps_per_epoch(data, config.batch_size)
+                   if config.steps_per_epoch == "original" else None)
     dataset, steps = training_dataset(
         cache, train_rows[fit_idx], labels[fit_idx], weights[fit_idx], config.batch_size,
         config.seed, start_step=lambda: start.step, epochs=config.epochs,
+        steps_per_epoch=epoch_steps, shuffle_buffer=config.shuffle_buffer,
     )
     callbacks = [
         _atomic_backup(str(run_dir / "backup")),
@@ -354,7 +506,19 @@ def train_run(data: str | os.PathLike, cache: FeatureCache, run_dir: str | os.Pa
 
         val_prob = predict(model, cache, train_rows[val_idx], config.from_logits)
         thresholds = tune_thresholds(labels[val_idx], val_prob)
-    probabilities = predict(model, cache, test_rows, config.from_logits)
+    test_labels = run_data.test_labels
+    if config.faithful_scoring:
+        # The original predicted its test stream, shuffled like the training stream, in full
+        # batches only: the last N mod B rows of that order stay zero and are scored (SPEC 7).
+        order = buffer_shuffle_order(len(test_rows), ORIGINAL_SHUFFLE_BUFFER, [config.seed, 1])
+        test_rows, test_labels = test_rows[order], test_labels[order]
+        kept = len(test_rows) - len(test_rows) % config.batch_size
+        probabilities = np.zeros(test_labels.shape, dtype=np.float32)
+        probabilities[:kept] = predict(model, cache, test_rows[:kept], config.from_logits)
+        test_labels = test_labels.copy()
+        test_labels[kept:] = 0
+    else:
+        probabilities = predict(model, cache, test_rows, config.from_logits)
     info = {
         "config": dataclasses.asdict(config),
         "pos_weight": run_data.pos_weight.tolist(),
@@ -369,7 +533,7 @@ def train_run(data: str | os.PathLike, cache: FeatureCache, run_dir: str | os.Pa
         "rows_without_image": dropped,
         **(extra or {}),
     }
-    metrics = write_run_outputs(run_dir, run_data.test_labels, probabilities, run_data.classes,
+    metrics = write_run_outputs(run_dir, test_labels, probabilities, run_data.classes,
                                 thresholds=thresholds, extra=info)
     mark_complete(run_dir, digest, metrics)
     return metrics

@@ -421,7 +421,8 @@ def training(method: str, dataset: str) -> nbformat.NotebookNode:
     else:
         images = '"/content/drive/MyDrive/NUS-WIDE"  # NUS-WIDE (images.csv starts at Flickr/)'
     option_names = ["images", "backbone", "weights", "image_size", "scaling", "head",
-                    "batch_size", "learning_rate", "pos_weight_source",
+                    "batch_size", "learning_rate", "lr_schedule", "steps_per_epoch",
+                    "pos_weight_source",
                     *(["cb_source"] if cb else []), "seed"]
     options = "".join(f"    {o}={o.upper()},\n" for o in option_names)
     weight_options = "pos_weight_source=POS_WEIGHT_SOURCE" + (", cb_source=CB_SOURCE" if cb else "")
@@ -436,15 +437,24 @@ def training(method: str, dataset: str) -> nbformat.NotebookNode:
         ## Parameters
 
         The defaults are the paper's: Inception-ResNet-v2 with ImageNet weights on 224 x 224
-        images, frozen; the original head (Dense 2048-1024-256, sigmoid); Adadelta at
-        learning rate 0.1, decayed by 0.95 every 1000 steps; batches of 32; 20 epochs.
-        `POS_WEIGHT_SOURCE = "original"` computes the class balance P once from fold 1's
-        complete labels, as the original did, instead of from each run's training labels.
+        images, frozen; the original head (Dense 2048-1024-256, sigmoid); Adadelta as TF1 ran
+        it (rho 0.95, epsilon 1e-8) at the constant learning rate 0.1; batches of 32; 20
+        epochs. The original's code built a decay of 0.95 every 1000 steps but never advanced
+        its step, so its rate stayed 0.1: `LR_SCHEDULE = "exponential-decay"` applies the
+        decay it meant. `STEPS_PER_EPOCH = "original"` counts floor(N1 / 32) steps per epoch,
+        N1 the rows of `train1_0.0.csv`, for every run, as the original; the default is one
+        pass over the run's own rows. `POS_WEIGHT_SOURCE = "original"` computes the class
+        balance P once from fold 1's complete labels, as the original did, instead of from
+        each run's training labels. `FAITHFUL = True` undoes every departure from the original
+        at once (README: "Where the port departs from the original"), the backbone's batch
+        norm on batch statistics included: the backbone then runs at every step, with no
+        feature cache (about 70 GPU-minutes per run).
         """, """
         `CB_SOURCE = "oracle"` counts the confidence weights over the complete labels of the
-        whole set, train and test rows of every fold, as the original's weight file did; the
-        default counts them over the run's observed training labels, the only labels a user
-        has (SPEC section 4).
+        whole set, train and test rows of every fold, as the original's weight file did;
+        `"file"` reads the authors' own `negative_weights_global.csv` from the data folder;
+        the default counts them over the run's observed training labels, the only labels a
+        user has (SPEC section 4).
         """ if cb else ""),
         code(f"""
         MOUNT_DRIVE = True  # Colab: data folder and results on Google Drive
@@ -455,14 +465,17 @@ def training(method: str, dataset: str) -> nbformat.NotebookNode:
         FOLDS = [1, 2, 3, 4]
         EPOCHS = 20
         BATCH_SIZE = 32
-        LEARNING_RATE = 0.1
+        LEARNING_RATE = 0.1  # Adadelta, rho 0.95, epsilon 1e-8 (TF1's)
+        LR_SCHEDULE = "constant"  # the original's; "exponential-decay": x0.95 per 1000 steps
+        STEPS_PER_EPOCH = "run"  # one pass over the run's rows; "original": len(train1_0.0)//32
+        FAITHFUL = False  # True: every departure from the original undone (no feature cache)
         BACKBONE = "InceptionResNetV2"  # any keras.applications name
         WEIGHTS = "imagenet"  # "imagenet", None (random) or a weights file
         IMAGE_SIZE = 224
         SCALING = "imagenet"  # the original's (x/255 - mean) / std; "inception": [-1, 1]
         HEAD = "original"  # "gap": average the feature map first (a far smaller head)
         POS_WEIGHT_SOURCE = "run"  # P from each run's training labels; "original": fold 1
-        """, 'CB_SOURCE = "observed"  # eq. 3 over the observed training labels; "oracle"'
+        """, 'CB_SOURCE = "observed"  # eq. 3 over the observed labels; "oracle"; "file"'
              if cb else "", "SEED = 0", parameters=True),
         *machine_cells(needs_gpu=True),
         md("""
@@ -499,13 +512,18 @@ def training(method: str, dataset: str) -> nbformat.NotebookNode:
         computed once, in inference mode, and cached under `OUT/features` for every run and
         every method (the original recomputed them at every step, about 70 GPU-minutes per
         run). The cache is keyed by the backbone, its weights, the image size and the scaling:
-        the other training notebooks of this data set reuse it.
+        the other training notebooks of this data set reuse it. With `FAITHFUL = True` there is
+        no cache: the backbone's batch norm uses the statistics of each training batch, as the
+        original's did, so an image's features depend on its batch.
         """),
         code("""
         from mlml_tf.features import cache_for_data_folder
 
-        cache = cache_for_data_folder(DATA_DIR, f"{OUT}/features", options)
-        print(f"{len(cache)} images, features of shape {cache.shape}")
+        if FAITHFUL:
+            print("FAITHFUL: the backbone runs at every step, no feature cache")
+        else:
+            cache = cache_for_data_folder(DATA_DIR, f"{OUT}/features", options)
+            print(f"{len(cache)} images, features of shape {cache.shape}")
         """),
         md(f"""
         ## Train {label} for every ratio and fold
@@ -519,7 +537,7 @@ def training(method: str, dataset: str) -> nbformat.NotebookNode:
         from mlml_tf.grid import run_grid
 
         summary = run_grid(DATA_DIR, OUT, methods=["{method}"], ratios=RATIOS, folds=FOLDS,
-                           epochs=EPOCHS, options=options)
+                           epochs=EPOCHS, options=options, faithful=FAITHFUL)
         print(summary)
         """),
         md(f"""
@@ -571,6 +589,7 @@ def results(dataset: str) -> nbformat.NotebookNode:
         RUNS = "{WORK}/runs/{dataset}"  # runs of mlml-tf or of the original code
         FIGURES = "{WORK}/figures/{dataset}"  # figures (PNG, PDF) and the table
         FIGURE3_RATIO = 0.5  # ratio of missing labels of the true-positive figure (paper: 0.5)
+        FIGURE3_FOLD = 1  # fold of the true-positive figure (paper: 1); None: mean of the folds
         TOP_CLASSES = 15  # classes of the true-positive figure, most frequent first
         """, parameters=True),
         *machine_cells(needs_gpu=False),
@@ -626,16 +645,18 @@ def results(dataset: str) -> nbformat.NotebookNode:
         md("""
         ## True positives of the most frequent classes
 
-        At ratio `FIGURE3_RATIO`, the true positives of each method for the `TOP_CLASSES`
-        classes with the most test positives (averaged over the folds; the outline is the
-        number of positives). The runs of the original code store no class names: the data
-        set's names are given, in column order.
+        As the paper's figure: at ratio `FIGURE3_RATIO` and fold `FIGURE3_FOLD`, the true
+        positives of each method and the number of test positives ("Positive Samples") for
+        the `TOP_CLASSES` classes with the most test positives (`FIGURE3_FOLD = None`
+        averages over the folds). The runs of the original code store no class names: the
+        data set's names are given, in column order.
         """),
         code(f"""
         from mlml_tf.datasets import {names_constant}
         from mlml_tf.results import plot_true_positives
 
-        reports = notebook.reports_at_ratio(runs, FIGURE3_RATIO, names={names_constant})
+        reports = notebook.reports_at_ratio(runs, FIGURE3_RATIO, names={names_constant},
+                                            fold=FIGURE3_FOLD)
         notebook.show(plot_true_positives(reports, f"{{FIGURES}}/{slug}_true_positives",
                                           top=TOP_CLASSES))
         """),

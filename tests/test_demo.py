@@ -152,7 +152,7 @@ def test_same_seed_gives_byte_identical_files(tmp_path):
         split(root, n_folds=4, seed=seed)
     files = _digests(a)
     assert files == _digests(b)
-    assert "images/000023.png" in files and "missing_labels0.8/train4_0.75.csv" in files
+    assert "images/000023.png" in files and "missing_labels0.8/train4_0.8.csv" in files
     assert files["groundtruth.csv"] != _digests(c)["groundtruth.csv"]
     listing = pd.read_csv(a / "images.csv", dtype=str)
     assert list(listing.columns) == ["id", "file"]

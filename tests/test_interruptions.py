@@ -153,7 +153,7 @@ def test_split_killed_at_random_moments_then_rerun_is_identical(tmp_path):
     finish(start(tmp_path / "final.log", args[0], killed, *args[1:]), tmp_path / "final.log")
     assert files_of(killed) == reference
     assert temporaries(killed) == []
-    read_table(killed / "missing_labels0.8" / "train4_0.75.csv")
+    read_table(killed / "missing_labels0.8" / "train4_0.8.csv")
 
 
 # ---------------------------------------------------------------------------------- run

@@ -55,10 +55,11 @@ def test_ratio_folder_and_file_names():
     assert [ratio_folder(r) for r in (0, 0.25, 0.5, 0.75)] == [
         "missing_labels0.0", "missing_labels0.2", "missing_labels0.5", "missing_labels0.8"]
     files = run_files("d", 0.25, 3)
-    assert files["train"].as_posix() == "d/missing_labels0.2/train3_0.25.csv"
-    assert files["negative_weights"].name == "negative_weights3_0.25.csv"
-    assert files["positive_weights"].name == "positive_weights0.25.csv"
-    assert files["test"].name == "test3_0.25.csv"
+    assert files["train"].as_posix() == "d/missing_labels0.2/train3_0.2.csv"
+    assert files["negative_weights"].name == "negative_weights3_0.2.csv"
+    assert files["positive_weights"].name == "positive_weights0.2.csv"
+    assert files["test"].name == "test3_0.2.csv"
+    assert run_files("d", 0.75, 1)["train"].as_posix() == "d/missing_labels0.8/train1_0.8.csv"
 
 
 @pytest.fixture(scope="module")

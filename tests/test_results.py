@@ -37,23 +37,44 @@ def predictions(seed, n=70, quality=0.4):
 
 
 def test_experiment_names_are_the_published_ones():
+    """The original names every experiment with str(round(r, 1)): 0.75 is 'ratio0.8'."""
     assert experiment_name("ce", 0.0, 1) == "PosLimited_original_CE_balanced_ratio0.0split_1"
     assert experiment_name("im-wce", 0.75, 4) == \
-        "PosLimitited_weighted_CE_balanced_ratio0.75split_4"
+        "PosLimitited_weighted_CE_balanced_ratio0.8split_4"
     assert experiment_name("cb-wce", 0.25, 2) == \
-        "CORRELATION_weighted_CE_balanced_ratio0.25split_2"
-    for method in METHODS:
-        for ratio in (0.0, 0.25, 0.5, 0.75):
-            for fold in (1, 2, 3, 4):
-                assert parse_experiment_name(experiment_name(method, ratio, fold)) == \
-                    (method, ratio, fold)
+        "CORRELATION_weighted_CE_balanced_ratio0.2split_2"
+    assert experiment_name("ce", 0.25, 1, naming="nuswide") == "nus_3labels_original_CE0.2split_1"
+    assert experiment_name("im-wce", 0.5, 2, naming="nuswide") == \
+        "nus_3labels_weighted_CE0.5split_2"
+    assert experiment_name("cb-wce", 0.75, 3, naming="nuswide") == \
+        "nus_3labels_correlations_CE0.8split_3"
+    for naming in ("coco", "nuswide"):
+        for method in METHODS:
+            for ratio in (0.0, 0.25, 0.5, 0.75):
+                for fold in (1, 2, 3, 4):
+                    name = experiment_name(method, ratio, fold, naming=naming)
+                    assert parse_experiment_name(name) == (method, ratio, fold)
     assert parse_experiment_name("PosLimited_original_CE_balanced_ratio0.5split_") is None
     assert parse_experiment_name("events.out.tfevents") is None
     with pytest.raises(DataError, match="unknown method"):
         experiment_name("wce", 0.5, 1)
     with pytest.raises(DataError, match="fold"):
         experiment_name("ce", 0.5, 0)
-    assert set(EXPERIMENT_TEMPLATES) == set(METHODS)
+    with pytest.raises(DataError, match="naming"):
+        experiment_name("ce", 0.5, 1, naming="voc")
+    for templates in EXPERIMENT_TEMPLATES.values():
+        assert set(templates) == set(METHODS)
+
+
+def test_names_of_earlier_versions_and_other_ratios_are_read_as_written():
+    """mlml-tf before 0.2 wrote the exact ratio; a ratio no paper ratio rounds to stays itself."""
+    assert parse_experiment_name("PosLimited_original_CE_balanced_ratio0.25split_1") == \
+        ("ce", 0.25, 1)
+    assert parse_experiment_name("CORRELATION_weighted_CE_balanced_ratio0.75split_2") == \
+        ("cb-wce", 0.75, 2)
+    assert parse_experiment_name("nus_3labels_weighted_CE0.3split_4") == ("im-wce", 0.3, 4)
+    assert parse_experiment_name("nus_3labels_weighted_CE0.2split_4", ratios=[0.2]) == \
+        ("im-wce", 0.2, 4)
 
 
 def test_write_then_read_round_trip(tmp_path):

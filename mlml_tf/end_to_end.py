@@ -1,0 +1,313 @@
+"""One run trained end to end on images, the backbone's batch norm on batch statistics (SPEC 5).
+
+:func:`mlml_tf.train.train_run` trains the head on features cached once, the frozen backbone in
+inference mode. The original ran the frozen backbone at every training step with batch norm in
+training mode (``is_training=True``): each image's features were normalized with the statistics
+of its batch, while gamma, beta and the moving statistics stayed as loaded; at test time it ran
+in inference mode. :func:`train_run_on_images` trains that way, with the rest of the run (rows,
+weights W, batches, optimizer, resume, result files) as in :mod:`mlml_tf.train`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from mlml_tf.errors import DataError, atomic_path
+from mlml_tf.features import backbone_settings
+from mlml_tf.runs import HEAD_WEIGHTS
+from mlml_tf.train import (
+    ORIGINAL_SHUFFLE_BUFFER,
+    RunConfig,
+    RunData,
+    _atomic_backup,
+    _StartStep,
+    adadelta,
+    batch_rows,
+    buffer_shuffle_order,
+    drop_skipped_images,
+    get_strategy,
+    library_versions,
+    load_run_data,
+    mark_complete,
+    original_steps_per_epoch,
+)
+
+
+def image_run_digest(config: RunConfig, run_data: RunData, image_paths: Sequence[str],
+                     ids: Sequence[str], backbone="InceptionResNetV2",
+                     weights: str | os.PathLike | None = "imagenet", hub: str | None = None,
+                     image_size: int = 224, scaling: str = "imagenet") -> str:
+    """Hash of everything that determines a run trained on images (there is no feature cache).
+
+    It covers the run's settings, its label files, the backbone (name and weights, see
+    :func:`mlml_tf.features.backbone_settings`; a backbone given as a model by its weights),
+    the image size and scaling, and the image file of each training and test row.
+    """
+    content = {
+        "config": dataclasses.asdict(config),
+        "labels": run_data.label_digest,
+        "backbone": _backbone_identity(backbone, weights, hub),
+        "batch_norm": "batch statistics",
+        "image_size": int(image_size),
+        "scaling": scaling,
+        "images": _images_digest(_run_paths(run_data, image_paths, ids)),
+    }
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+
+
+def faithful_image_model(num_classes: int, config: RunConfig, backbone="InceptionResNetV2",
+                         weights: str | os.PathLike | None = "imagenet", image_size: int = 224):
+    """Images -> frozen backbone -> head, batch norm on batch statistics while training.
+
+    A backbone given as a model is frozen in place. Only the head's weights are trainable.
+    """
+    import keras
+
+    from mlml_tf.model import build_model
+
+    if isinstance(backbone, keras.Layer):
+        backbone.trainable = False
+    return build_model(num_classes, backbone, _weights(weights), head=config.head,
+                       input_shape=(image_size, image_size, 3),
+                       output="logits" if config.from_logits else "probabilities",
+                       seed=config.seed, faithful_batch_norm=True)
+
+
+def training_images(paths: Sequence[str], labels: np.ndarray, weights: np.ndarray,
+                    batch_size: int, seed: int, start_step: Callable[[], int],
+                    image_size: int = 224, scaling: str = "imagenet", epochs: int = 1,
+                    steps_per_epoch: int | None = None, shuffle_buffer: int = 0):
+    """The stream of (images, y, W) batches of ``epochs`` epochs; batch k holds the rows
+    :func:`mlml_tf.train.batch_rows` gives for (seed, k), images decoded, resized and scaled as
+    :func:`mlml_tf.inputs.image_dataset` does. ``start_step`` as in
+    :func:`mlml_tf.train.training_dataset`.
+
+    Returns:
+        ``(dataset, steps per epoch)``.
+    """
+    import tensorflow as tf
+
+    from mlml_tf.inputs import scale_images
+
+    if len(paths) // batch_size == 0:
+        raise DataError(f"{len(paths)} training rows make no batch of {batch_size}")
+    steps = len(paths) // batch_size if steps_per_epoch is None else int(steps_per_epoch)
+    if steps < 1:
+        raise DataError(f"an epoch of {steps} steps trains nothing")
+    files, y, w = tf.constant(list(paths)), tf.constant(labels), tf.constant(weights)
+
+    def batch_indices():
+        for step in range(int(start_step()), epochs * steps):
+            yield batch_rows(len(paths), batch_size, seed, step, steps_per_epoch, shuffle_buffer)
+
+    def load(i):
+        image = tf.io.decode_image(tf.io.read_file(files[i]), channels=3, expand_animations=False)
+        image.set_shape([None, None, 3])
+        image = scale_images(tf.image.resize(image, (image_size, image_size)), scaling)
+        return image, y[i], w[i]
+
+    ds = tf.data.Dataset.from_generator(
+        batch_indices, output_signature=tf.TensorSpec((batch_size,), tf.int64)
+    )
+    # Deterministic parallel map: the images of a batch come back in the order of its rows.
+    ds = ds.unbatch().map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.batch(batch_size, drop_remainder=True).prefetch(2), steps
+
+
+def predict_images(model, paths: Sequence[str], image_size: int = 224,
+                   scaling: str = "imagenet", from_logits: bool = True,
+                   batch_size: int = 32) -> np.ndarray:
+    """Probabilities for every image, the model in inference mode (the original's test mode)."""
+    import tensorflow as tf
+
+    from mlml_tf.inputs import image_dataset
+
+    if not len(paths):
+        return np.zeros((0, model.output_shape[-1]), np.float32)
+    images = image_dataset(list(paths), image_size=(image_size, image_size), scaling=scaling,
+                           batch_size=batch_size, check="none")
+    outputs = model.predict(images.dataset, verbose=0)
+    return tf.sigmoid(outputs).numpy() if from_logits else outputs
+
+
+def train_run_on_images(data: str | os.PathLike, image_paths: Sequence[str], ids: Sequence[str],
+                        run_dir: str | os.PathLike, config: RunConfig,
+                        backbone="InceptionResNetV2",
+                        weights: str | os.PathLike | None = "imagenet", hub: str | None = None,
+                        image_size: int = 224, scaling: str = "imagenet",
+                        run_data: RunData | None = None, verbose: int | str = "auto",
+                        extra: dict | None = None, skip_bad: bool = False) -> dict:
+    """Train one run on images, the backbone run at every step with batch statistics, and write
+    its results to ``run_dir`` as :func:`mlml_tf.train.train_run` does.
+
+    Args:
+        data: the data folder.
+        image_paths: the image file of each id, aligned with ``ids``.
+        ids: sample ids; they must cover the run's training and test rows.
+        run_dir: the run folder; resumed from ``run_dir/backup`` if an attempt was killed.
+        config: the run's settings.
+        backbone: a ``keras.applications`` name, or a backbone model (frozen in place).
+        weights: backbone weights, as in :func:`mlml_tf.model.build_backbone`.
+        hub: a TF Hub handle or SavedModel: refused, since batch norm inside a SavedModel cannot
+            be switched to batch statistics.
+        image_size: images are resized to ``image_size`` x ``image_size``.
+        scaling: ``"imagenet"`` (the original's) or ``"inception"``.
+        run_data: the run's arrays, if already loaded.
+        verbose: passed to ``fit``.
+        extra: more details stored in ``metrics.json``.
+        skip_bad: leave out rows whose image is missing or unreadable, as the original did,
+            instead of stopping.
+
+    Returns:
+        The metrics dictionary. ``head.weights.h5`` holds the weights of the head (the model's
+        only trainable part), loadable into :func:`mlml_tf.model.build_head`.
+    """
+    import keras
+
+    from mlml_tf.inputs import check_images
+    from mlml_tf.losses import WeightedBinaryCrossentropy
+    from mlml_tf.runs import write_run_outputs
+
+    if hub or (isinstance(backbone, str) and ("://" in backbone or os.path.isdir(backbone))):
+        raise DataError("batch statistics need a keras.applications backbone or a Keras model: "
+                        "the batch norm layers of a SavedModel cannot be switched to them")
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    run_data = run_data or load_run_data(data, config)
+    digest = image_run_digest(config, run_data, image_paths, ids, backbone, weights, hub,
+                              image_size, scaling)
+    paths = dict(zip(_run_ids(run_data), _run_paths(run_data, image_paths, ids), strict=True))
+    bad = {b.path: b.reason for b in check_images(sorted(set(paths.values())))}
+    if bad and not skip_bad:
+        first = next(i for i in paths if paths[i] in bad)
+        raise DataError(f"image of id {first!r}: {bad[paths[first]]}", file=paths[first])
+    run_data, dropped = drop_skipped_images(run_data, [i for i in paths if paths[i] in bad])
+    train_paths = np.array([paths[str(i)] for i in run_data.train_ids], dtype=object)
+    test_paths = np.array([paths[str(i)] for i in run_data.test_ids], dtype=object)
+    labels, train_w = run_data.train_labels, run_data.weights
+    fit_idx, val_idx = np.arange(len(train_paths)), np.arange(0)
+    if config.validation_fraction > 0:
+        order = np.random.default_rng([config.seed, 7]).permutation(len(train_paths))
+        n_val = max(1, int(round(config.validation_fraction * len(order))))
+        val_idx, fit_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
+
+    keras.utils.set_random_seed(config.seed)
+    strategy = get_strategy(config.strategy)
+    with strategy.scope():
+        model = faithful_image_model(len(run_data.classes), config, backbone, weights,
+                                     image_size)
+        model.compile(optimizer=adadelta(config),
+                      loss=WeightedBinaryCrossentropy(from_logits=config.from_logits))
+    head = model.get_layer("head")
+    start = _StartStep()
+    dataset, steps = training_images(
+        train_paths[fit_idx], labels[fit_idx], train_w[fit_idx], config.batch_size,
+        config.seed, start_step=lambda: start.step, image_size=image_size, scaling=scaling,
+        epochs=config.epochs,
+        steps_per_epoch=(original_steps_per_epoch(data, config.batch_size)
+                         if config.steps_per_epoch == "original" else None),
+        shuffle_buffer=config.shuffle_buffer,
+    )
+    trained = run_dir / HEAD_WEIGHTS
+    if trained.exists():
+        # Killed after training but before the results were written: the head is done.
+        head.load_weights(trained)
+    else:
+        model.fit(dataset, epochs=config.epochs, steps_per_epoch=steps, verbose=verbose,
+                  shuffle=False, callbacks=[
+                      _atomic_backup(str(run_dir / "backup")),
+                      start,  # after BackupAndRestore, which restores the optimizer's step
+                      keras.callbacks.CSVLogger(str(run_dir / "training_log.csv"), append=True),
+                      keras.callbacks.TensorBoard(str(run_dir / "logs"), write_graph=False),
+                  ])
+        with atomic_path(trained) as tmp:
+            head.save_weights(tmp)
+
+    def predict(rows_paths):
+        return predict_images(model, rows_paths, image_size, scaling, config.from_logits,
+                              config.batch_size)
+
+    thresholds = None
+    if len(val_idx):
+        from mlml_tf.metrics import tune_thresholds
+
+        thresholds = tune_thresholds(labels[val_idx], predict(train_paths[val_idx]))
+    test_labels = run_data.test_labels
+    if config.faithful_scoring:
+        # As train_run: the test stream shuffled with a buffer of 100, full batches only, the
+        # last N mod B rows left at zero and scored (SPEC 7).
+        order = buffer_shuffle_order(len(test_paths), ORIGINAL_SHUFFLE_BUFFER, [config.seed, 1])
+        test_paths, test_labels = test_paths[order], test_labels[order]
+        kept = len(test_paths) - len(test_paths) % config.batch_size
+        probabilities = np.zeros(test_labels.shape, dtype=np.float32)
+        probabilities[:kept] = predict(test_paths[:kept])
+        test_labels[kept:] = 0
+    else:
+        probabilities = predict(test_paths)
+    info = {
+        "config": dataclasses.asdict(config),
+        "pos_weight": run_data.pos_weight.tolist(),
+        "train_rows": int(len(fit_idx)),
+        "validation_rows": int(len(val_idx)),
+        "test_rows": int(len(test_paths)),
+        "steps_per_epoch": int(steps),
+        "replicas": int(strategy.num_replicas_in_sync),
+        "versions": library_versions(),
+        "backbone": _backbone_identity(backbone, weights, hub),
+        "batch_norm": "batch statistics in training, moving statistics at test",
+        "image_size": int(image_size),
+        "scaling": scaling,
+        "settings_sha256": digest,
+        "rows_without_image": dropped,
+        **(extra or {}),
+    }
+    metrics = write_run_outputs(run_dir, test_labels, probabilities, run_data.classes,
+                                thresholds=thresholds, extra=info)
+    mark_complete(run_dir, digest, metrics)
+    return metrics
+
+
+def _weights(weights):
+    return None if weights in (None, "none", "None") else weights
+
+
+def _backbone_identity(backbone, weights, hub) -> dict:
+    if isinstance(backbone, str) or hub:
+        return backbone_settings(backbone, _weights(weights), hub)
+    # A model given as the backbone: known by its name and the digest of its weights.
+    h = hashlib.sha256()
+    for variable in backbone.weights:
+        value = np.ascontiguousarray(variable.numpy())
+        h.update(f"{variable.path}:{value.dtype}:{value.shape}".encode())
+        h.update(value.tobytes())
+    return {"backbone": "model", "name": backbone.name, "weights_sha256": h.hexdigest()}
+
+
+def _run_ids(run_data: RunData) -> list[str]:
+    return [str(i) for i in (*run_data.train_ids, *run_data.test_ids)]
+
+
+def _run_paths(run_data: RunData, image_paths: Sequence[str], ids: Sequence[str]) -> list[str]:
+    """The image of each training then test row of the run."""
+    if len(image_paths) != len(ids):
+        raise DataError(f"{len(image_paths)} image paths for {len(ids)} ids")
+    by_id = dict(zip((str(i) for i in ids), (os.fspath(p) for p in image_paths), strict=True))
+    missing = [i for i in _run_ids(run_data) if i not in by_id]
+    if missing:
+        raise DataError(f"id {missing[0]!r} of the run has no image path "
+                        f"({len(missing)} ids missing)")
+    return [by_id[i] for i in _run_ids(run_data)]
+
+
+def _images_digest(paths: Sequence[str]) -> str:
+    # The rows' files by absolute path: the same relative path from another folder is another
+    # image.
+    local = [p if "://" in p else os.path.abspath(p) for p in paths]
+    return hashlib.sha256(json.dumps(local).encode()).hexdigest()

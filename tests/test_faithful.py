@@ -1,0 +1,357 @@
+"""Where the original defines the experiment, the port does the same (SPEC sections 3, 6-8)."""
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlml_tf import DataError, read_run_labels
+from mlml_tf.cache import build_feature_cache
+from mlml_tf.grid import GridOptions, experiment_naming, faithful_options, run_cells
+from mlml_tf.layout import ratio_folder, ratio_tag, run_files, split, write_groundtruth
+from mlml_tf.metrics import evaluate, per_class_report
+from mlml_tf.results import (
+    POSITIVE_SAMPLES,
+    collect_runs,
+    experiment_name,
+    true_positives_table,
+    write_run_outputs,
+)
+from mlml_tf.train import (
+    GLOBAL_WEIGHTS,
+    RunConfig,
+    adadelta,
+    batch_rows,
+    buffer_shuffle_order,
+    load_run_data,
+    original_steps_per_epoch,
+    train_run,
+)
+
+PUBLISHED = ("train", "negative_weights", "positive_weights", "test")
+
+
+# ------------------------------------------------------------------------------- file names
+
+
+def _published_as(reference_dir, data: str, root, ratio: float, names: str = "original"):
+    """The authors' ratio-0.5 files of fold 1, copied under the names of another ratio."""
+    source = run_files(reference_dir / data, 0.5, 1)
+    tag = ratio_tag(ratio) if names == "original" else str(ratio)
+    target = {
+        "train": f"train1_{tag}.csv", "negative_weights": f"negative_weights1_{tag}.csv",
+        "positive_weights": f"positive_weights{tag}.csv", "test": f"test1_{tag}.csv",
+    }
+    folder = root / ratio_folder(ratio)
+    folder.mkdir(parents=True, exist_ok=True)
+    for key in PUBLISHED:
+        shutil.copyfile(source[key], folder / target[key])
+
+
+@pytest.mark.parametrize("data", ["labels_balanced_4labels", "labels_balanced_nus"])
+def test_original_names_at_every_paper_ratio_are_read(reference_dir, tmp_path, data):
+    """Ratio 0.25 lives in missing_labels0.2/train1_0.2.csv, 0.75 in missing_labels0.8/..."""
+    expected = read_run_labels(reference_dir / data, 0.5, 1)
+    for ratio in (0.25, 0.75):
+        _published_as(reference_dir, data, tmp_path, ratio)
+        files = read_run_labels(tmp_path, ratio, 1)
+        assert run_files(tmp_path, ratio, 1)["train"].name == f"train1_{ratio_tag(ratio)}.csv"
+        for key in ("train", "negative_weights", "test"):
+            pd.testing.assert_frame_equal(files[key], expected[key])
+
+
+def test_folders_of_earlier_versions_are_read(reference_dir, tmp_path):
+    _published_as(reference_dir, "labels_balanced_4labels", tmp_path, 0.25, names="exact")
+    assert run_files(tmp_path, 0.25, 1)["train"].name == "train1_0.25.csv"
+    assert len(read_run_labels(tmp_path, 0.25, 1)["train"]) == 24731
+
+
+def test_split_writes_the_original_names(tmp_path, coco_reference):
+    labels = coco_reference.drop(columns="fold").astype(np.uint8).iloc[:400]
+    write_groundtruth(tmp_path, labels)
+    manifest = split(tmp_path, seed=0)
+    names = set(manifest["split"]["checksums"])
+    assert "missing_labels0.2/train1_0.2.csv" in names
+    assert "missing_labels0.8/negative_weights4_0.8.csv" in names
+    assert "missing_labels0.2/positive_weights0.2.csv" in names
+    assert not any("0.25" in n or "0.75" in n for n in names)
+    assert manifest["split"]["ratios"] == [0.0, 0.25, 0.5, 0.75], "the manifest keeps the ratios"
+
+
+def test_nus_wide_folders_get_the_nus_experiment_names(reference_dir, tmp_path):
+    assert experiment_naming(reference_dir / "labels_balanced_nus") == "nuswide"
+    assert experiment_naming(reference_dir / "labels_balanced_4labels") == "coco"
+    write_groundtruth(tmp_path, pd.DataFrame([[1, 0]], index=["a"], columns=["x", "y"]),
+                      source={"dataset": "nuswide"})
+    assert experiment_naming(tmp_path) == "nuswide"
+
+
+# ------------------------------------------------------------------------------- optimizer
+
+
+def _adadelta_tf1(grads, rho=0.95, eps=1e-8, start=0.0):
+    """TF1's ApplyAdadelta, written out (tensorflow/core/kernels/training_ops.cc); the rate 0.1
+    a float32 tensor, as TF1's ``exponential_decay(0.1, ...)`` made it."""
+    lr = np.float64(np.float32(0.1))
+    var, accum, accum_update = np.float64(start), 0.0, 0.0
+    trace = []
+    for g in grads:
+        accum = rho * accum + (1 - rho) * g * g
+        update = np.sqrt(accum_update + eps) / np.sqrt(accum + eps) * g
+        accum_update = rho * accum_update + (1 - rho) * update * update
+        var = var - lr * update
+        trace.append(var)
+    return np.array(trace)
+
+
+def _steps(optimizer, grads):
+    import tensorflow as tf
+
+    var = tf.Variable(0.0, dtype=tf.float64)
+    trace, rates = [], []
+    for g in grads:
+        optimizer.apply_gradients([(tf.constant(g, tf.float64), var)])
+        trace.append(float(var.numpy()))
+        rates.append(float(optimizer.learning_rate.numpy()))
+    return np.array(trace), np.array(rates)
+
+
+def test_adadelta_steps_equal_tf1s_update_rule():
+    grads = np.random.default_rng(0).normal(size=6)
+    ours, _ = _steps(adadelta(RunConfig(method="ce", ratio=0.0, fold=1)), grads)
+    np.testing.assert_allclose(ours, _adadelta_tf1(grads), rtol=1e-12)
+    # Keras' default epsilon, 1e-7, gives other steps: Adadelta's step scales with sqrt(eps).
+    assert not np.allclose(ours, _adadelta_tf1(grads, eps=1e-7), rtol=1e-3)
+
+
+def test_learning_rate_is_the_constant_0_1_at_every_step_by_default():
+    import keras
+
+    config = RunConfig(method="ce", ratio=0.0, fold=1)
+    optimizer = adadelta(config)
+    optimizer.iterations.assign(2999)  # past where the decay the code built would have acted
+    _, rates = _steps(optimizer, np.ones(3))
+    assert (rates == np.float32(0.1)).all()
+    assert config.epsilon == 1e-8 and config.rho == 0.95
+    decayed = adadelta(RunConfig(method="ce", ratio=0.0, fold=1, lr_schedule="exponential-decay"))
+    schedule = decayed.learning_rate if callable(decayed.learning_rate) else decayed._learning_rate
+    assert isinstance(schedule, keras.optimizers.schedules.ExponentialDecay)
+    rates = [float(schedule(step)) for step in (0, 999, 1000, 2500)]
+    np.testing.assert_allclose(rates, [0.1, 0.1, 0.095, 0.1 * 0.95 ** 2], rtol=1e-6)
+
+
+# ------------------------------------------------------------------------------- the stream
+
+
+def test_original_step_count_is_the_rows_of_train1_0_0_over_32(reference_dir, tmp_path):
+    _published_as(reference_dir, "labels_balanced_4labels", tmp_path, 0.0)
+    assert original_steps_per_epoch(tmp_path) == 24731 // 32
+
+
+def test_a_repeating_stream_visits_every_row_once_per_pass():
+    n, b, steps = 100, 32, 25  # 800 positions: 8 passes, batches straddle passes
+    stream = np.concatenate([batch_rows(n, b, 3, k, steps_per_epoch=steps) for k in range(25)])
+    for p in range(8):
+        assert sorted(stream[p * n:(p + 1) * n]) == list(range(n))
+    assert (batch_rows(n, b, 3, 17, steps_per_epoch=steps) == stream[17 * b:18 * b]).all()
+    per_epoch = batch_rows(n, b, 3, 4)
+    assert len(per_epoch) == b and len(set(per_epoch)) == b
+
+
+def test_a_shuffle_buffer_keeps_rows_near_their_place():
+    order = buffer_shuffle_order(1000, 100, seed=0)
+    assert sorted(order) == list(range(1000))
+    assert (order < np.arange(1000) + 100).all(), "a row can only leave once it is in the buffer"
+    assert (order == buffer_shuffle_order(1000, 100, seed=0)).all()
+    assert sorted(buffer_shuffle_order(50, 100, seed=1)) == list(range(50))
+    stream = batch_rows(1000, 32, 0, 0, shuffle_buffer=100)
+    assert (stream == buffer_shuffle_order(1000, 100, [0, 0])[:32]).all()
+
+
+# ------------------------------------------------------------------------------- result files
+
+
+def test_evaluation_results_start_with_the_originals_five_lines(tmp_path):
+    rng = np.random.default_rng(1)
+    y = (rng.random((60, 5)) < 0.4).astype(int)
+    p = np.clip(0.5 * y + 0.5 * rng.random(y.shape), 0, 1)
+    m = write_run_outputs(tmp_path, y, p, list("abcde"))
+    lines = (tmp_path / "evaluation_results.txt").read_text().split("\n")
+    assert lines[:5] == [
+        f"Exact match accuracy is: {100 * m['exact_match_accuracy']}%",
+        f"Area Under the Curve (AUC) is: {m['roc_auc_macro']}",
+        f"Micro AUC is:{m['roc_auc_micro']}",
+        f"Weighted AUC is:{m['roc_auc_weighted']}",
+        f"Hamming Loss (ratio of incorrect tags) is: {m['hamming_loss']}",
+    ]
+    from sklearn.metrics import roc_auc_score
+
+    assert m["roc_auc_macro"] == pytest.approx(roc_auc_score(y, p))
+    assert lines[5] == "" and lines[6] == "Test rows: 60"
+
+
+def test_results_report_has_the_originals_columns_average_row_and_two_decimals(tmp_path):
+    rng = np.random.default_rng(2)
+    y = (rng.random((60, 3)) < 0.4).astype(int)
+    p = rng.random(y.shape)
+    write_run_outputs(tmp_path, y, p, ["dog", "cat", "car"])
+    text = (tmp_path / "results_report.csv").read_text().split("\n")
+    assert text[0].startswith(",Ratio of positive samples,Model accuracy,True positives ratio,"
+                              "True negatives ratio,AUC,Recall,Precision,f1-score,Kappa score,")
+    assert [line.split(",")[0] for line in text[1:-1]] == ["dog", "cat", "car", "average"]
+    table = pd.read_csv(tmp_path / "results_report.csv", index_col=0)
+    report = per_class_report(y, p, ["dog", "cat", "car"])
+    np.testing.assert_allclose(table.loc[["dog", "cat", "car"], "AUC"], report["auc"], atol=0.005)
+    assert table.loc["average", "Recall"] == pytest.approx(report["recall"].mean(), abs=0.005)
+    assert text[1].split(",")[1] == f"{report['positive_rate'].iloc[0]:.2f}"
+
+
+def test_figure_3_is_fold_1_at_ratio_0_5_with_the_positive_samples(tmp_path):
+    rng = np.random.default_rng(3)
+    names = [f"c{i}" for i in range(20)]
+    for fold in (1, 2):
+        y = (rng.random((80, 20)) < np.linspace(0.6, 0.05, 20)).astype(int)
+        for method in ("ce", "im-wce", "cb-wce"):
+            p = np.clip(0.4 * y + 0.6 * rng.random(y.shape), 0, 1)
+            write_run_outputs(tmp_path / experiment_name(method, 0.5, fold) / "r", y, p, names)
+        if fold == 1:
+            fold_1 = y
+    table = true_positives_table(collect_runs(tmp_path))
+    assert list(table.columns) == ["CE", "IM-WCE", "CB-WCE", POSITIVE_SAMPLES]
+    assert len(table) == 15
+    support = pd.Series(fold_1.sum(axis=0), index=names)
+    assert (table[POSITIVE_SAMPLES] == support[table.index]).all(), "fold 1's test positives"
+    assert table[POSITIVE_SAMPLES].is_monotonic_decreasing
+    mean = true_positives_table(collect_runs(tmp_path), fold=None)
+    assert not mean[POSITIVE_SAMPLES].equals(table[POSITIVE_SAMPLES])
+
+
+# --------------------------------------------------------------------- runs on a feature cache
+
+
+@pytest.fixture(scope="module")
+def small_grid(tmp_path_factory, coco_reference):
+    root = tmp_path_factory.mktemp("faithful")
+    frame = coco_reference.drop(columns="fold").iloc[:200]
+    labels = frame.loc[:, frame.sum().sort_values(ascending=False).index[:8]].astype(np.uint8)
+    write_groundtruth(root / "data", labels)
+    split(root / "data", ratios=[0.0, 0.5], seed=0)
+    rng = np.random.default_rng(0)
+    x = (labels.to_numpy() @ rng.normal(size=(8, 16)) + rng.normal(size=(200, 16)))
+    cache = build_feature_cache(
+        root / "cache", labels.index, lambda: iter([x.reshape(200, 2, 2, 4)]), lambda b: b,
+        settings={"backbone": "projection"}, progress=False,
+    )
+    return root, labels, cache
+
+
+def test_the_authors_global_weights_are_read_by_id(small_grid, tmp_path):
+    root, labels, _ = small_grid
+    data = tmp_path / "data"
+    shutil.copytree(root / "data", data)
+    weights = pd.DataFrame(np.random.default_rng(0).random(labels.shape).round(3),
+                           index=labels.index[::-1], columns=labels.columns)  # other row order
+    weights.to_csv(data / GLOBAL_WEIGHTS)
+    run = load_run_data(data, RunConfig(method="cb-wce", ratio=0.5, fold=1, cb_source="file"))
+    train = read_run_labels(data, 0.5, 1)["train"]
+    negative = run.weights[run.train_labels == 0]
+    expected = weights.loc[train.index].to_numpy(np.float32)[train.to_numpy() == 0]
+    np.testing.assert_allclose(negative, expected, rtol=1e-6)
+
+    weights.iloc[:, :-1].to_csv(data / GLOBAL_WEIGHTS)
+    with pytest.raises(DataError, match="columns differ") as err:
+        load_run_data(data, RunConfig(method="cb-wce", ratio=0.5, fold=1, cb_source="file"))
+    assert err.value.file.endswith(GLOBAL_WEIGHTS)
+    weights.drop(index=train.index[3]).to_csv(data / GLOBAL_WEIGHTS)
+    with pytest.raises(DataError, match=f"training id '{train.index[3]}' has no row"):
+        load_run_data(data, RunConfig(method="cb-wce", ratio=0.5, fold=1, cb_source="file"))
+
+
+def test_faithful_scoring_leaves_the_last_test_rows_at_zero(small_grid, tmp_path):
+    root, _, cache = small_grid
+    config = RunConfig(method="ce", ratio=0.5, fold=1, epochs=1, batch_size=16,
+                       faithful_scoring=True)
+    metrics = train_run(root / "data", cache, tmp_path, config, verbose=0)
+    truth = np.loadtxt(tmp_path / "test_ground_truth_classes.txt", delimiter=",")
+    prob = np.loadtxt(tmp_path / "predictions.out", delimiter=",")
+    n = len(truth)
+    kept = n - n % 16
+    assert n % 16 and (truth[kept:] == 0).all() and (prob[kept:] == 0).all()
+    assert (prob[:kept] > 0).all()
+    assert metrics == json.loads(json.dumps(evaluate(truth.astype(int), prob,
+                                                     metrics_classes(tmp_path))))
+    test = read_run_labels(root / "data", 0.5, 1)["test"].to_numpy()
+    assert not (truth[:kept] == test[:kept]).all(), "the scored rows follow the shuffled stream"
+
+
+def metrics_classes(run_dir):
+    return json.loads((run_dir / "metrics.json").read_text())["classes"]
+
+
+def test_faithful_options_undo_every_departure(small_grid, tmp_path):
+    root, _, _ = small_grid
+    options = faithful_options(GridOptions(), root / "data")
+    assert options.faithful_batch_norm and options.faithful_scoring
+    assert options.loss_input == "original" and options.pos_weight_source == "original"
+    assert options.cb_source == "oracle" and options.steps_per_epoch == "original"
+    assert options.shuffle_buffer == 100 and options.learning_rate == 0.1
+    assert options.lr_schedule == "constant"
+    (tmp_path / GLOBAL_WEIGHTS).write_text("")
+    assert faithful_options(GridOptions(), tmp_path).cb_source == "file"
+
+
+def test_loss_input_original_trains_ce_on_logits_and_weighted_methods_on_probabilities(
+        small_grid, tmp_path):
+    root, _, cache = small_grid
+    cells = [("ce", 0.5, 1), ("im-wce", 0.5, 1)]
+    run_cells(root / "data", tmp_path, cache, cells, epochs=1, verbose=0, log=lambda *_: None,
+              loss_input="original", config_overrides={"steps_per_epoch": "original"})
+    runs = collect_runs(tmp_path)
+    configs = {}
+    for run_dir, method in zip(runs["run_dir"], runs["method"], strict=True):
+        extra = json.loads((tmp_path / run_dir / "metrics.json").read_text())["extra"]
+        configs[method] = extra
+    assert configs["ce"]["config"]["from_logits"] is True
+    assert configs["im-wce"]["config"]["from_logits"] is False
+    assert configs["ce"]["steps_per_epoch"] == original_steps_per_epoch(root / "data")
+
+
+def test_run_faithful_trains_end_to_end_with_the_originals_names(tmp_path, coco_reference):
+    """``mlml-tf run --faithful``: the backbone runs at every step (no feature cache), the runs
+    carry the original's names, and the test rows past the last full batch score as zeros."""
+    from PIL import Image
+    from skimage import data as photos
+
+    from mlml_tf.cli import main
+
+    frame = coco_reference.drop(columns="fold").iloc[:36]
+    labels = frame.loc[:, frame.sum().sort_values(ascending=False).index[:4]].astype(np.uint8)
+    write_groundtruth(tmp_path / "data", labels)
+    split(tmp_path / "data", ratios=[0.0, 0.25], seed=0)
+    (tmp_path / "images").mkdir()
+    pixels = photos.astronaut()
+    for k, name in enumerate(labels.index):
+        crop = pixels[8 * k:8 * k + 256, 4 * k:4 * k + 256]
+        Image.fromarray(crop).resize((40, 40)).save(tmp_path / "images" / f"{name}.png")
+    code = main(["run", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "out"),
+                 "--images", str(tmp_path / "images"), "--image-pattern", "{id}.png",
+                 "--backbone", "MobileNetV3Small", "--weights", "none", "--image-size", "32",
+                 "--methods", "ce", "cb-wce", "--ratios", "0.25", "--folds", "1",
+                 "--epochs", "1", "--batch-size", "4", "--faithful"])
+    assert code == 0
+    assert not (tmp_path / "out" / "features").exists(), "no feature cache"
+    runs = collect_runs(tmp_path / "out")
+    assert sorted(runs["experiment"]) == ["CORRELATION_weighted_CE_balanced_ratio0.2split_1",
+                                          "PosLimited_original_CE_balanced_ratio0.2split_1"]
+    assert (runs["ratio"] == 0.25).all()
+    for run_dir, method in zip(runs["run_dir"], runs["method"], strict=True):
+        config = json.loads((tmp_path / run_dir / "metrics.json").read_text())["extra"]["config"]
+        assert config["faithful_scoring"] and config["shuffle_buffer"] == 100
+        assert config["cb_source"] == "oracle" and config["pos_weight_source"] == "original"
+        assert config["steps_per_epoch"] == "original"
+        assert config["from_logits"] is (method == "ce")
+        truth = np.loadtxt(tmp_path / run_dir / "test_ground_truth_classes.txt", delimiter=",")
+        n = len(truth)
+        assert n % 4 and (truth[n - n % 4:] == 0).all()
