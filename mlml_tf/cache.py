@@ -3,9 +3,9 @@
 The backbone is frozen and run in inference mode (SPEC 5, port rule), so an image's features do
 not depend on the run, the batch or the epoch. They are stored once, as a float16 ``.npy`` file
 (memory-mappable) beside a ``cache.json`` that records what made them: backbone, weights, input
-size, scaling and the ids in row order. A cache made with other settings is detected and rebuilt,
-never silently reused. Training reads rows of the file batch by batch, so the memory a run needs
-does not grow with the number of images.
+size, resize, scaling and the ids in row order. A cache made with other settings is detected and
+rebuilt, never silently reused. Training reads rows of the file batch by batch, so the memory a
+run needs does not grow with the number of images.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import fcntl
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -127,6 +127,7 @@ def build_feature_cache(
     settings: dict,
     skipped: Sequence[str] = (),
     progress: bool = True,
+    skip_reasons: Mapping[str, str] | None = None,
 ) -> FeatureCache:
     """Build (or reuse) the cache of ``ids`` in ``folder``.
 
@@ -138,6 +139,7 @@ def build_feature_cache(
         settings: everything that determines the features (backbone, weights and their digest,
             input size, scaling, ...). A cache whose settings or ids differ is rebuilt.
         skipped: ids whose images were dropped (recorded in the manifest).
+        skip_reasons: why, by id (recorded in the manifest as ``skip_reasons``).
 
     Returns:
         The complete cache. Several processes may call this at once: one builds, the others
@@ -157,6 +159,7 @@ def build_feature_cache(
         remove_stale_temporaries(folder)
         _write_features(folder, ids, batches, extractor, progress)
         manifest = dict(wanted, ids=ids, skipped=list(skipped),
+                        skip_reasons=dict(skip_reasons or {}),
                         feature_shape=list(np.load(folder / FEATURES, mmap_mode="r").shape[1:]),
                         dtype="float16")
         write_bytes_atomic(manifest_path, json.dumps(manifest, indent=1).encode() + b"\n")

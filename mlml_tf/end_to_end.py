@@ -43,7 +43,8 @@ from mlml_tf.train import (
 def image_run_digest(config: RunConfig, run_data: RunData, image_paths: Sequence[str],
                      ids: Sequence[str], backbone="InceptionResNetV2",
                      weights: str | os.PathLike | None = "imagenet", hub: str | None = None,
-                     image_size: int = 224, scaling: str = "imagenet") -> str:
+                     image_size: int = 224, scaling: str = "imagenet",
+                     resize: str = "skimage", rgb_only: bool = False) -> str:
     """Hash of everything that determines a run trained on images (there is no feature cache).
 
     It covers the run's settings, its label files, the backbone (name and weights, see
@@ -57,6 +58,8 @@ def image_run_digest(config: RunConfig, run_data: RunData, image_paths: Sequence
         "batch_norm": "batch statistics",
         "image_size": int(image_size),
         "scaling": scaling,
+        "resize": resize,
+        "rgb_only": bool(rgb_only),
         "images": _images_digest(_run_paths(run_data, image_paths, ids)),
     }
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
@@ -83,7 +86,8 @@ def faithful_image_model(num_classes: int, config: RunConfig, backbone="Inceptio
 def training_images(paths: Sequence[str], labels: np.ndarray, weights: np.ndarray,
                     batch_size: int, seed: int, start_step: Callable[[], int],
                     image_size: int = 224, scaling: str = "imagenet", epochs: int = 1,
-                    steps_per_epoch: int | None = None, shuffle_buffer: int = 0):
+                    steps_per_epoch: int | None = None, shuffle_buffer: int = 0,
+                    resize: str = "skimage"):
     """The stream of (images, y, W) batches of ``epochs`` epochs; batch k holds the rows
     :func:`mlml_tf.train.batch_rows` gives for (seed, k), images decoded, resized and scaled as
     :func:`mlml_tf.inputs.image_dataset` does. ``start_step`` as in
@@ -94,7 +98,7 @@ def training_images(paths: Sequence[str], labels: np.ndarray, weights: np.ndarra
     """
     import tensorflow as tf
 
-    from mlml_tf.inputs import scale_images
+    from mlml_tf.inputs import load_image
 
     if len(paths) // batch_size == 0:
         raise DataError(f"{len(paths)} training rows make no batch of {batch_size}")
@@ -108,10 +112,7 @@ def training_images(paths: Sequence[str], labels: np.ndarray, weights: np.ndarra
             yield batch_rows(len(paths), batch_size, seed, step, steps_per_epoch, shuffle_buffer)
 
     def load(i):
-        image = tf.io.decode_image(tf.io.read_file(files[i]), channels=3, expand_animations=False)
-        image.set_shape([None, None, 3])
-        image = scale_images(tf.image.resize(image, (image_size, image_size)), scaling)
-        return image, y[i], w[i]
+        return load_image(files[i], (image_size, image_size), scaling, resize), y[i], w[i]
 
     ds = tf.data.Dataset.from_generator(
         batch_indices, output_signature=tf.TensorSpec((batch_size,), tf.int64)
@@ -123,7 +124,7 @@ def training_images(paths: Sequence[str], labels: np.ndarray, weights: np.ndarra
 
 def predict_images(model, paths: Sequence[str], image_size: int = 224,
                    scaling: str = "imagenet", from_logits: bool = True,
-                   batch_size: int = 32) -> np.ndarray:
+                   batch_size: int = 32, resize: str = "skimage") -> np.ndarray:
     """Probabilities for every image, the model in inference mode (the original's test mode)."""
     import tensorflow as tf
 
@@ -132,7 +133,7 @@ def predict_images(model, paths: Sequence[str], image_size: int = 224,
     if not len(paths):
         return np.zeros((0, model.output_shape[-1]), np.float32)
     images = image_dataset(list(paths), image_size=(image_size, image_size), scaling=scaling,
-                           batch_size=batch_size, check="none")
+                           batch_size=batch_size, check="none", resize=resize)
     outputs = model.predict(images.dataset, verbose=0)
     return tf.sigmoid(outputs).numpy() if from_logits else outputs
 
@@ -143,7 +144,8 @@ def train_run_on_images(data: str | os.PathLike, image_paths: Sequence[str], ids
                         weights: str | os.PathLike | None = "imagenet", hub: str | None = None,
                         image_size: int = 224, scaling: str = "imagenet",
                         run_data: RunData | None = None, verbose: int | str = "auto",
-                        extra: dict | None = None, skip_bad: bool = False) -> dict:
+                        extra: dict | None = None, skip_bad: bool = False,
+                        resize: str = "skimage", rgb_only: bool = False) -> dict:
     """Train one run on images, the backbone run at every step with batch statistics, and write
     its results to ``run_dir`` as :func:`mlml_tf.train.train_run` does.
 
@@ -164,6 +166,10 @@ def train_run_on_images(data: str | os.PathLike, image_paths: Sequence[str], ids
         extra: more details stored in ``metrics.json``.
         skip_bad: leave out rows whose image is missing or unreadable, as the original did,
             instead of stopping.
+        resize: as in :func:`mlml_tf.inputs.resize_image`; default skimage's anti-aliased
+            resize, as the original.
+        rgb_only: leave out rows whose image is not stored as RGB, as the original's NUS-WIDE
+            preprocessing did (:func:`mlml_tf.inputs.non_rgb_images`).
 
     Returns:
         The metrics dictionary. ``head.weights.h5`` holds the weights of the head (the model's
@@ -171,7 +177,7 @@ def train_run_on_images(data: str | os.PathLike, image_paths: Sequence[str], ids
     """
     import keras
 
-    from mlml_tf.inputs import check_images
+    from mlml_tf.inputs import check_images, non_rgb_images
     from mlml_tf.losses import WeightedBinaryCrossentropy
     from mlml_tf.runs import write_run_outputs
 
@@ -182,12 +188,15 @@ def train_run_on_images(data: str | os.PathLike, image_paths: Sequence[str], ids
     run_dir.mkdir(parents=True, exist_ok=True)
     run_data = run_data or load_run_data(data, config)
     digest = image_run_digest(config, run_data, image_paths, ids, backbone, weights, hub,
-                              image_size, scaling)
+                              image_size, scaling, resize, rgb_only)
     paths = dict(zip(_run_ids(run_data), _run_paths(run_data, image_paths, ids), strict=True))
     bad = {b.path: b.reason for b in check_images(sorted(set(paths.values())))}
     if bad and not skip_bad:
         first = next(i for i in paths if paths[i] in bad)
         raise DataError(f"image of id {first!r}: {bad[paths[first]]}", file=paths[first])
+    if rgb_only:
+        readable = sorted(set(paths.values()) - set(bad))
+        bad.update({b.path: b.reason for b in non_rgb_images(readable)})
     run_data, dropped = drop_skipped_images(run_data, [i for i in paths if paths[i] in bad])
     train_paths = np.array([paths[str(i)] for i in run_data.train_ids], dtype=object)
     test_paths = np.array([paths[str(i)] for i in run_data.test_ids], dtype=object)
@@ -213,7 +222,7 @@ def train_run_on_images(data: str | os.PathLike, image_paths: Sequence[str], ids
         epochs=config.epochs,
         steps_per_epoch=(original_steps_per_epoch(data, config.batch_size)
                          if config.steps_per_epoch == "original" else None),
-        shuffle_buffer=config.shuffle_buffer,
+        shuffle_buffer=config.shuffle_buffer, resize=resize,
     )
     trained = run_dir / HEAD_WEIGHTS
     if trained.exists():
@@ -232,7 +241,7 @@ def train_run_on_images(data: str | os.PathLike, image_paths: Sequence[str], ids
 
     def predict(rows_paths):
         return predict_images(model, rows_paths, image_size, scaling, config.from_logits,
-                              config.batch_size)
+                              config.batch_size, resize)
 
     thresholds = None
     if len(val_idx):
@@ -264,6 +273,8 @@ def train_run_on_images(data: str | os.PathLike, image_paths: Sequence[str], ids
         "batch_norm": "batch statistics in training, moving statistics at test",
         "image_size": int(image_size),
         "scaling": scaling,
+        "resize": resize,
+        "rgb_only": bool(rgb_only),
         "settings_sha256": digest,
         "rows_without_image": dropped,
         **(extra or {}),

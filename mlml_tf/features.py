@@ -15,7 +15,7 @@ import pandas as pd
 
 from mlml_tf.cache import FeatureCache, build_feature_cache, cache_key
 from mlml_tf.errors import DataError, file_digest
-from mlml_tf.layout import IMAGES, read_groundtruth
+from mlml_tf.layout import IMAGES, read_groundtruth, read_manifest
 
 
 def image_files(data: str | os.PathLike, ids: Sequence[str], image_root: str | os.PathLike,
@@ -47,30 +47,38 @@ def build_image_cache(
     batch_size: int = 64,
     skip_bad: bool = False,
     progress: bool = True,
+    resize: str = "skimage",
+    rgb_only: bool = False,
 ) -> FeatureCache:
     """Run ``extractor`` (a frozen backbone, inference mode) once over the images of ``ids``.
 
     A missing or unreadable image stops with a DataError naming it, unless ``skip_bad``: then
-    it is left out of the cache and listed under ``skipped`` in its manifest.
+    it is left out of the cache and listed under ``skipped`` in its manifest, its reason under
+    ``skip_reasons``. With ``rgb_only`` the images not stored as RGB are left out and listed
+    the same way (the original's NUS-WIDE preprocessing, SPEC 5). ``resize`` and ``rgb_only``
+    are among the cache's settings: a cache made otherwise is rebuilt, not reused.
     """
     from mlml_tf.inputs import image_dataset
 
     ids = [str(i) for i in ids]
     images = image_dataset(paths, image_size=tuple(image_size), scaling=scaling,
-                           batch_size=batch_size, skip_bad=skip_bad)
+                           batch_size=batch_size, skip_bad=skip_bad, resize=resize,
+                           rgb_only=rgb_only)
     kept = [ids[i] for i in images.indices]
-    skipped = sorted(set(ids) - set(kept))
+    reasons = {ids[bad.index]: bad.reason for bad in images.skipped}
+    skipped = sorted(reasons)
     if skipped:
-        print(f"{len(skipped)} of {len(ids)} images skipped (unreadable): "
-              + ", ".join(images.skipped_paths[:5]) + (" ..." if len(skipped) > 5 else ""))
+        print(f"{len(skipped)} of {len(ids)} images left out (listed in the cache's manifest): "
+              + "; ".join(f"{bad.path}: {bad.reason}" for bad in images.skipped[:3])
+              + (" ..." if len(skipped) > 3 else ""))
 
     def extract(batch):
         return extractor(batch, training=False)
 
-    settings = dict(settings, image_size=list(image_size), scaling=scaling,
-                    skipped=len(skipped))
+    settings = dict(settings, image_size=list(image_size), scaling=scaling, resize=resize,
+                    rgb_only=rgb_only, skipped=len(skipped))
     return build_feature_cache(cache_dir, kept, lambda: iter(images.dataset), extract, settings,
-                               skipped=skipped, progress=progress)
+                               skipped=skipped, skip_reasons=reasons, progress=progress)
 
 
 def backbone_settings(backbone: str, weights: str | None, hub: str | None) -> dict:
@@ -91,12 +99,21 @@ def backbone_settings(backbone: str, weights: str | None, hub: str | None) -> di
             "weights_sha256": file_digest(weights)}
 
 
+def nuswide_folder(data: str | os.PathLike) -> bool:
+    """Whether a data folder holds NUS-WIDE, as ``mlml-tf prepare nuswide`` records it."""
+    return read_manifest(data).get("source", {}).get("dataset") == "nuswide"
+
+
 def cache_for_data_folder(data: str | os.PathLike, cache_root: str | os.PathLike,
                           options) -> FeatureCache:
     """The feature cache of every image of a data folder, built on first use.
 
     ``options`` is a :class:`mlml_tf.grid.GridOptions`. The cache sits in
-    ``cache_root/<digest of its settings>``: other settings, another cache.
+    ``cache_root/<digest of its settings>``: other settings, another cache. ``options.resize``
+    as in :func:`mlml_tf.inputs.resize_image`. For a NUS-WIDE folder
+    (:func:`nuswide_folder`) the images the original could not read are left out and listed,
+    as its preprocessing did: unreadable files and, unless ``options.keep_grayscale``, images
+    not stored as RGB (SPEC 5).
     """
     from mlml_tf.model import feature_extractor
 
@@ -111,7 +128,11 @@ def cache_for_data_folder(data: str | os.PathLike, cache_root: str | os.PathLike
     ids = list(read_groundtruth(data).index)
     # The images are part of what makes the features: other images, another cache and digest.
     settings["images"] = str(Path(options.images).resolve())
-    full = dict(settings, image_size=list(size), scaling=options.scaling)
+    resize = options.resize
+    nuswide = nuswide_folder(data)
+    rgb_only = nuswide and not options.keep_grayscale
+    full = dict(settings, image_size=list(size), scaling=options.scaling, resize=resize,
+                rgb_only=rgb_only)
     folder = Path(cache_root) / cache_key(dict(full, ids=len(ids)))
     paths = image_files(data, ids, options.images, options.image_pattern)
     model = []
@@ -128,4 +149,5 @@ def cache_for_data_folder(data: str | os.PathLike, cache_root: str | os.PathLike
 
     return build_image_cache(folder, ids, paths, extractor, settings, size, options.scaling,
                              batch_size=max(options.batch_size, 32),
-                             skip_bad=options.skip_bad_images)
+                             skip_bad=options.skip_bad_images or nuswide, resize=resize,
+                             rgb_only=rgb_only)
