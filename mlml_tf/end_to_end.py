@@ -23,20 +23,20 @@ from mlml_tf.errors import DataError, atomic_path
 from mlml_tf.features import backbone_settings
 from mlml_tf.runs import HEAD_WEIGHTS
 from mlml_tf.train import (
-    ORIGINAL_SHUFFLE_BUFFER,
     RunConfig,
     RunData,
     _atomic_backup,
     _StartStep,
     adadelta,
     batch_rows,
-    buffer_shuffle_order,
     drop_skipped_images,
     get_strategy,
-    library_versions,
     load_run_data,
     mark_complete,
     original_steps_per_epoch,
+    run_info,
+    scored_test_rows,
+    validation_split,
 )
 
 
@@ -201,11 +201,7 @@ def train_run_on_images(data: str | os.PathLike, image_paths: Sequence[str], ids
     train_paths = np.array([paths[str(i)] for i in run_data.train_ids], dtype=object)
     test_paths = np.array([paths[str(i)] for i in run_data.test_ids], dtype=object)
     labels, train_w = run_data.train_labels, run_data.weights
-    fit_idx, val_idx = np.arange(len(train_paths)), np.arange(0)
-    if config.validation_fraction > 0:
-        order = np.random.default_rng([config.seed, 7]).permutation(len(train_paths))
-        n_val = max(1, int(round(config.validation_fraction * len(order))))
-        val_idx, fit_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
+    fit_idx, val_idx = validation_split(len(train_paths), config)
 
     keras.utils.set_random_seed(config.seed)
     strategy = get_strategy(config.strategy)
@@ -248,35 +244,16 @@ def train_run_on_images(data: str | os.PathLike, image_paths: Sequence[str], ids
         from mlml_tf.metrics import tune_thresholds
 
         thresholds = tune_thresholds(labels[val_idx], predict(train_paths[val_idx]))
-    test_labels = run_data.test_labels
-    if config.faithful_scoring:
-        # As train_run: the test stream shuffled with a buffer of 100, full batches only, the
-        # last N mod B rows left at zero and scored (SPEC 7).
-        order = buffer_shuffle_order(len(test_paths), ORIGINAL_SHUFFLE_BUFFER, [config.seed, 1])
-        test_paths, test_labels = test_paths[order], test_labels[order]
-        kept = len(test_paths) - len(test_paths) % config.batch_size
-        probabilities = np.zeros(test_labels.shape, dtype=np.float32)
-        probabilities[:kept] = predict(test_paths[:kept])
-        test_labels[kept:] = 0
-    else:
-        probabilities = predict(test_paths)
+    probabilities, test_labels = scored_test_rows(
+        lambda idx: predict(test_paths[idx]), run_data.test_labels, config)
     info = {
-        "config": dataclasses.asdict(config),
-        "pos_weight": run_data.pos_weight.tolist(),
-        "train_rows": int(len(fit_idx)),
-        "validation_rows": int(len(val_idx)),
-        "test_rows": int(len(test_paths)),
-        "steps_per_epoch": int(steps),
-        "replicas": int(strategy.num_replicas_in_sync),
-        "versions": library_versions(),
+        **run_info(config, run_data, fit_idx, val_idx, steps, strategy, digest, dropped),
         "backbone": _backbone_identity(backbone, weights, hub),
         "batch_norm": "batch statistics in training, moving statistics at test",
         "image_size": int(image_size),
         "scaling": scaling,
         "resize": resize,
         "rgb_only": bool(rgb_only),
-        "settings_sha256": digest,
-        "rows_without_image": dropped,
         **(extra or {}),
     }
     metrics = write_run_outputs(run_dir, test_labels, probabilities, run_data.classes,

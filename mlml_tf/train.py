@@ -462,11 +462,7 @@ def train_run(data: str | os.PathLike, cache: FeatureCache, run_dir: str | os.Pa
     train_rows = cache.rows_of(run_data.train_ids, "training labels")
     test_rows = cache.rows_of(run_data.test_ids, "test labels")
     labels, weights = run_data.train_labels, run_data.weights
-    fit_idx, val_idx = np.arange(len(train_rows)), np.arange(0)
-    if config.validation_fraction > 0:
-        order = np.random.default_rng([config.seed, 7]).permutation(len(train_rows))
-        n_val = max(1, int(round(config.validation_fraction * len(order))))
-        val_idx, fit_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
+    fit_idx, val_idx = validation_split(len(train_rows), config)
 
     keras.utils.set_random_seed(config.seed)
     strategy = get_strategy(config.strategy)
@@ -506,37 +502,66 @@ def train_run(data: str | os.PathLike, cache: FeatureCache, run_dir: str | os.Pa
 
         val_prob = predict(model, cache, train_rows[val_idx], config.from_logits)
         thresholds = tune_thresholds(labels[val_idx], val_prob)
-    test_labels = run_data.test_labels
-    if config.faithful_scoring:
-        # The original predicted its test stream, shuffled like the training stream, in full
-        # batches only: the last N mod B rows of that order stay zero and are scored (SPEC 7).
-        order = buffer_shuffle_order(len(test_rows), ORIGINAL_SHUFFLE_BUFFER, [config.seed, 1])
-        test_rows, test_labels = test_rows[order], test_labels[order]
-        kept = len(test_rows) - len(test_rows) % config.batch_size
-        probabilities = np.zeros(test_labels.shape, dtype=np.float32)
-        probabilities[:kept] = predict(model, cache, test_rows[:kept], config.from_logits)
-        test_labels = test_labels.copy()
-        test_labels[kept:] = 0
-    else:
-        probabilities = predict(model, cache, test_rows, config.from_logits)
+    probabilities, test_labels = scored_test_rows(
+        lambda idx: predict(model, cache, test_rows[idx], config.from_logits),
+        run_data.test_labels, config)
     info = {
-        "config": dataclasses.asdict(config),
-        "pos_weight": run_data.pos_weight.tolist(),
-        "train_rows": int(len(fit_idx)),
-        "validation_rows": int(len(val_idx)),
-        "test_rows": int(len(test_rows)),
-        "steps_per_epoch": int(steps),
-        "replicas": int(strategy.num_replicas_in_sync),
-        "versions": library_versions(),
+        **run_info(config, run_data, fit_idx, val_idx, steps, strategy, digest, dropped),
         "feature_cache": cache.manifest["settings"],
-        "settings_sha256": digest,
-        "rows_without_image": dropped,
         **(extra or {}),
     }
     metrics = write_run_outputs(run_dir, test_labels, probabilities, run_data.classes,
                                 thresholds=thresholds, extra=info)
     mark_complete(run_dir, digest, metrics)
     return metrics
+
+
+def validation_split(n_rows: int, config: RunConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(rows to fit, rows to tune per-class thresholds on): a seeded ``validation_fraction``."""
+    fit_idx, val_idx = np.arange(n_rows), np.arange(0)
+    if config.validation_fraction > 0:
+        order = np.random.default_rng([config.seed, 7]).permutation(n_rows)
+        n_val = max(1, int(round(config.validation_fraction * n_rows)))
+        val_idx, fit_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
+    return fit_idx, val_idx
+
+
+def scored_test_rows(predict_rows, test_labels: np.ndarray,
+                     config: RunConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(probabilities, labels) of the test rows, as the run's results score them.
+
+    ``predict_rows(idx)`` gives the probabilities of the test rows ``idx``. By default every
+    row, in file order. With ``faithful_scoring`` as the original (SPEC 7): its test stream was
+    shuffled like its training stream, with a buffer of 100, and predicted in full batches only,
+    so the last N mod B rows of that order stay zero in predictions and labels and are scored.
+    """
+    n = len(test_labels)
+    if not config.faithful_scoring:
+        return predict_rows(np.arange(n)), test_labels
+    order = buffer_shuffle_order(n, ORIGINAL_SHUFFLE_BUFFER, [config.seed, 1])
+    kept = n - n % config.batch_size
+    probabilities = np.zeros(test_labels.shape, dtype=np.float32)
+    probabilities[:kept] = predict_rows(order[:kept])
+    labels = test_labels[order]
+    labels[kept:] = 0
+    return probabilities, labels
+
+
+def run_info(config: RunConfig, run_data: RunData, fit_idx: np.ndarray, val_idx: np.ndarray,
+             steps: int, strategy, digest: str, dropped: dict) -> dict:
+    """What ``metrics.json`` records of every run: settings, P, row counts, versions."""
+    return {
+        "config": dataclasses.asdict(config),
+        "pos_weight": run_data.pos_weight.tolist(),
+        "train_rows": int(len(fit_idx)),
+        "validation_rows": int(len(val_idx)),
+        "test_rows": int(len(run_data.test_labels)),
+        "steps_per_epoch": int(steps),
+        "replicas": int(strategy.num_replicas_in_sync),
+        "versions": library_versions(),
+        "settings_sha256": digest,
+        "rows_without_image": dropped,
+    }
 
 
 def library_versions() -> dict:

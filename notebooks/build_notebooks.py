@@ -145,6 +145,7 @@ def coco_preprocessing() -> nbformat.NotebookNode:
         FOLDS = 4  # folds of iterative stratification (paper: 4)
         RATIOS = [0.0, 0.25, 0.5, 0.75]  # share of each training image's labels hidden
         SCHEME = "halves"  # the original's halves-then-quarters; "kfold" for any fold count
+        ORDER = 2  # second-order stratification (label pairs too), as the original; 1: labels
         SEED = 0
         FIGURES = "{WORK}/figures/coco"
         """, parameters=True),
@@ -202,18 +203,21 @@ def coco_preprocessing() -> nbformat.NotebookNode:
         md("""
         ## Folds and missing labels
 
-        The table is cut in halves, then each half in quarters, by iterative stratification
-        (Sechidis et al. 2011), as the original did; fold k tests on one quarter and trains on
-        the other three. In each training row, round(r x n_i) of its n_i labels are hidden
-        for every ratio r (half to even, as numpy rounds), chosen at random from the seed; the
-        test rows keep all their labels. The files are those of the original layout:
-        `missing_labels0.5/train1_0.5.csv`, `negative_weights1_0.5.csv` (0 where a label was
-        hidden: what IM-WCE is told), `test1_0.5.csv`, ... (SPEC sections 2 and 3).
+        The table is cut in halves, then each half in quarters, by second-order iterative
+        stratification (Sechidis et al. 2011; single labels and label pairs balanced), as the
+        original did; fold k tests on one quarter and trains on the other three. In each
+        training row, round(r x n_i) of its n_i labels are hidden for every ratio r (half to
+        even, as numpy rounds), chosen at random from the seed; the test rows keep all their
+        labels. The files are those of the original layout, named with the ratio rounded to
+        one decimal as the original named them: `missing_labels0.2/train1_0.2.csv` for ratio
+        0.25, `negative_weights1_0.2.csv` (0 where a label was hidden: what IM-WCE is told),
+        `test1_0.2.csv`, ... (SPEC sections 2 and 3).
         """),
         code("""
         from mlml_tf.layout import split
 
-        manifest = split(DATA_DIR, n_folds=FOLDS, ratios=RATIOS, seed=SEED, scheme=SCHEME)
+        manifest = split(DATA_DIR, n_folds=FOLDS, ratios=RATIOS, seed=SEED, scheme=SCHEME,
+                         order=ORDER)
         notebook.split_counts(manifest)
         """),
         md("""
@@ -286,6 +290,7 @@ def nuswide_preprocessing() -> nbformat.NotebookNode:
         FOLDS = 4  # folds of iterative stratification (paper: 4)
         RATIOS = [0.0, 0.25, 0.5, 0.75]  # share of each training image's labels hidden
         SCHEME = "halves"  # the original's halves-then-quarters; "kfold" for any fold count
+        ORDER = 2  # second-order stratification (label pairs too), as the original; 1: labels
         SEED = 0
         FIGURES = "{WORK}/figures/nuswide"
         """, parameters=True),
@@ -329,16 +334,18 @@ def nuswide_preprocessing() -> nbformat.NotebookNode:
         md("""
         ## Folds and missing labels
 
-        Halves, then quarters, by iterative stratification; fold k tests on one quarter and
-        trains on the other three. In each training row, round(r x n_i) of its n_i labels are
-        hidden for every ratio r; test rows keep all their labels. The files are those of the
-        original layout (`missing_labels0.5/train1_0.5.csv`, `negative_weights1_0.5.csv`,
-        `test1_0.5.csv`, ...; SPEC sections 2 and 3).
+        Halves, then quarters, by second-order iterative stratification; fold k tests on one
+        quarter and trains on the other three. In each training row, round(r x n_i) of its n_i
+        labels are hidden for every ratio r; test rows keep all their labels. The files are
+        those of the original layout, the ratio rounded to one decimal in their names
+        (`missing_labels0.2/train1_0.2.csv` for ratio 0.25, `negative_weights1_0.2.csv`,
+        `test1_0.2.csv`, ...; SPEC sections 2 and 3).
         """),
         code("""
         from mlml_tf.layout import split
 
-        manifest = split(DATA_DIR, n_folds=FOLDS, ratios=RATIOS, seed=SEED, scheme=SCHEME)
+        manifest = split(DATA_DIR, n_folds=FOLDS, ratios=RATIOS, seed=SEED, scheme=SCHEME,
+                         order=ORDER)
         notebook.split_counts(manifest)
         """),
         md("""
