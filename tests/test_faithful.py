@@ -131,8 +131,9 @@ def test_learning_rate_is_the_constant_0_1_at_every_step_by_default():
 
     config = RunConfig(method="ce", ratio=0.0, fold=1)
     optimizer = adadelta(config)
-    optimizer.iterations.assign(2999)  # past where the decay the code built would have acted
-    _, rates = _steps(optimizer, np.ones(3))
+    # 2,100 steps: past the two points where the decay the code built would have acted.
+    _, rates = _steps(optimizer, np.full(2100, 0.01))
+    assert int(optimizer.iterations.numpy()) == 2100
     assert (rates == np.float32(0.1)).all()
     assert config.epsilon == 1e-8 and config.rho == 0.95
     decayed = adadelta(RunConfig(method="ce", ratio=0.0, fold=1, lr_schedule="exponential-decay"))

@@ -27,7 +27,7 @@ from sklearn.metrics import precision_score, recall_score, roc_auc_score
 from mlml_tf import notebook
 from mlml_tf.datasets import COCO_CLASS_NAMES
 from mlml_tf.layout import read_groundtruth, read_manifest, run_files, verify
-from mlml_tf.results import EXPERIMENT_TEMPLATES, METHODS, collect_runs, summary_table
+from mlml_tf.results import METHODS, collect_runs, experiment_name, summary_table
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
@@ -334,13 +334,14 @@ def test_results_notebook_draws_the_figures_and_the_table(chains, dataset):
     assert "| CB-WCE | 0.5 |" in (figures / f"{slug}_summary.md").read_text()
 
 
-def _original_runs(root: Path, n_classes: int, seed: int = 0) -> dict:
+def _original_runs(root: Path, n_classes: int, seed: int = 0, naming: str = "coco") -> dict:
     """Runs as the original code left them: ``<experiment>/<timestamp>/`` with two
-    ``np.savetxt`` files, the last rows of each test set all zero (never predicted)."""
+    ``np.savetxt`` files, the last rows of each test set all zero (never predicted), under the
+    original's experiment names (ratio 0.25 as ``0.2``; NUS-WIDE's ``nus_3labels_...``)."""
     rng = np.random.default_rng(seed)
     truths = {}
     skill = {"ce": 1.0, "im-wce": 1.5, "cb-wce": 2.0}
-    for method, template in EXPERIMENT_TEMPLATES.items():
+    for method in METHODS:
         for ratio in (0.0, 0.25, 0.5, 0.75):
             for fold in (1, 2, 3, 4):
                 n = 60
@@ -349,7 +350,7 @@ def _original_runs(root: Path, n_classes: int, seed: int = 0) -> dict:
                 logits = rng.normal(size=truth.shape) + skill[method] * (2 * truth - 1)
                 prob = 1 / (1 + np.exp(-logits))
                 truth[-7:], prob[-7:] = False, 0.0
-                folder = root / template.format(r=ratio, k=fold)
+                folder = root / experiment_name(method, ratio, fold, naming)
                 # an older, stale timestamp folder: the newest one is the run
                 for stamp, values in (("2019-11-02_10-41-03", 1 - prob),
                                       ("2019-11-20_15-32-07", prob)):
@@ -362,14 +363,18 @@ def _original_runs(root: Path, n_classes: int, seed: int = 0) -> dict:
 
 
 @pytest.mark.slow
-def test_results_notebook_reads_runs_of_the_original_code(tmp_path, kernel):
+@pytest.mark.parametrize("dataset", ["coco", "nuswide"])
+def test_results_notebook_reads_runs_of_the_original_code(tmp_path, kernel, dataset):
     runs, figures = tmp_path / "original_runs", tmp_path / "figures"
-    truths = _original_runs(runs, len(COCO_CLASS_NAMES))
-    nb = _execute("MSCOCO-results", tmp_path, kernel, RUNS=str(runs), FIGURES=str(figures))
-    for stem in ("mscoco_boxplots", "mscoco_true_positives"):
+    n_classes = len(COCO_CLASS_NAMES) if dataset == "coco" else 81
+    truths = _original_runs(runs, n_classes, naming=dataset)
+    d = DATASETS[dataset]
+    nb = _execute(f"{d['file']}-results", tmp_path, kernel, RUNS=str(runs),
+                  FIGURES=str(figures))
+    for stem in (f"{d['slug']}_boxplots", f"{d['slug']}_true_positives"):
         for ext in ("png", "pdf"):
             assert _nonempty(figures / f"{stem}.{ext}")
-    table = pd.read_csv(figures / "mscoco_summary.csv", index_col=[0, 1])
+    table = pd.read_csv(figures / f"{d['slug']}_summary.csv", index_col=[0, 1])
     assert len(table) == 12 and set(table.index.get_level_values(0)) == set(METHODS)
     assert (table["folds_count"] == 4).all()
     # the notebook's numbers are scikit-learn's on the newest run folder of each experiment

@@ -208,8 +208,9 @@ def test_result_files_carry_undefined_metrics_as_null_and_name_the_classes(tmp_p
     text = (tmp_path / "evaluation_results.txt").read_text()
     assert "ROC-AUC undefined (no positive or no negative in the ground truth) for: person, dog" \
         in text and "Macro ROC-AUC: n/a" in text
-    report = pd.read_csv(tmp_path / "results_report.csv")
-    assert report["auc_defined"].tolist() == [False, False]
+    report = pd.read_csv(tmp_path / "results_report.csv", index_col=0)
+    assert report.loc[["person", "dog"], "auc_defined"].tolist() == [0, 0]
+    assert report.loc[["person", "dog"], "AUC"].isna().all(), "an undefined AUC is left empty"
     assert read_run(tmp_path)["metrics"]["roc_auc_macro"] is None
 
 

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 from fixtures import make_coco_fixture, make_nuswide_fixture
 
+import mlml_tf
 from mlml_tf.cache import build_feature_cache
 from mlml_tf.cli import main
 from mlml_tf.grid import GridOptions, run_cells
@@ -133,7 +134,7 @@ def test_runs_in_two_processes_agree_bit_for_bit_and_record_seed_and_versions(co
     extra = json.loads((run_dir / "metrics.json").read_text())["extra"]
     assert extra["config"]["seed"] == 3 and extra["feature_cache"]["seed"] == 3
     assert extra["versions"] == {
-        "mlml_tf": "0.1.0", "tensorflow": tf.__version__, "keras": keras.__version__,
+        "mlml_tf": mlml_tf.__version__, "tensorflow": tf.__version__, "keras": keras.__version__,
         "numpy": np.__version__, "scikit-learn": sklearn.__version__,
         "python": ".".join(map(str, sys.version_info[:3]))}
 
