@@ -147,7 +147,7 @@ w = np.ones_like(y)
 head = build_head(cache.shape, 80, head="gap")
 head.compile(optimizer=keras.optimizers.Adadelta(0.1),
              loss=WeightedBinaryCrossentropy(from_logits=True))
-ds, steps = training_dataset(cache, np.arange(n), y, w, 32, 0, lambda: 0)
+ds, steps = training_dataset(cache, np.arange(n), y, w, 32, 0, lambda: 0, in_memory=False)
 start = time.perf_counter()
 head.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0)
 # VmHWM: the peak of this process image only (ru_maxrss would include the parent's memory

@@ -105,13 +105,21 @@ class FeatureCache:
 
     def read(self, rows: np.ndarray) -> np.ndarray:
         """Features of ``rows`` as float32, shape (len(rows), *shape)."""
+        return self.read_float16(rows).astype(np.float32)
+
+    def read_float16(self, rows: np.ndarray) -> np.ndarray:
+        """Features of ``rows`` as stored (float16), shape (len(rows), *shape)."""
         rows = np.asarray(rows, dtype=np.int64)
         out = np.empty((len(rows), *self.shape), dtype=np.float16)
         flat = out.reshape(len(rows), -1)
         for n, r in enumerate(rows):
             data = os.pread(self._fd, self._row_bytes, self._offset + int(r) * self._row_bytes)
             flat[n] = np.frombuffer(data, dtype=np.float16)
-        return out.astype(np.float32)
+        return out
+
+    def nbytes(self, n_rows: int | None = None) -> int:
+        """Bytes that ``n_rows`` rows (default all) take in memory as stored."""
+        return (len(self) if n_rows is None else int(n_rows)) * self._row_bytes
 
 
 def cache_key(settings: dict) -> str:

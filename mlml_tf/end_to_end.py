@@ -26,6 +26,7 @@ from mlml_tf.train import (
     RunConfig,
     RunData,
     _atomic_backup,
+    _MallocSettings,
     _StartStep,
     adadelta,
     batch_rows,
@@ -231,6 +232,7 @@ def train_run_on_images(data: str | os.PathLike, image_paths: Sequence[str], ids
                       start,  # after BackupAndRestore, which restores the optimizer's step
                       keras.callbacks.CSVLogger(str(run_dir / "training_log.csv"), append=True),
                       keras.callbacks.TensorBoard(str(run_dir / "logs"), write_graph=False),
+                      _MallocSettings(),
                   ])
         with atomic_path(trained) as tmp:
             head.save_weights(tmp)

@@ -323,10 +323,16 @@ def batch_rows(n_rows: int, batch_size: int, seed: int, step: int,
     return out
 
 
+def memory_budget() -> int:
+    """Bytes of training features held in memory rather than streamed from the cache file:
+    a quarter of the machine's memory."""
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 4
+
+
 def training_dataset(cache: FeatureCache, rows: np.ndarray, labels: np.ndarray,
                      weights: np.ndarray, batch_size: int, seed: int, start_step,
                      epochs: int = 1, steps_per_epoch: int | None = None,
-                     shuffle_buffer: int = 0):
+                     shuffle_buffer: int = 0, in_memory: bool | None = None):
     """The stream of (features, y, W) batches of ``epochs`` epochs; the k-th batch depends only
     on k (:func:`batch_rows`).
 
@@ -335,6 +341,12 @@ def training_dataset(cache: FeatureCache, rows: np.ndarray, labels: np.ndarray,
     ``start_step()`` is called when the stream starts, which is after Keras' ``on_train_begin``:
     train_run makes it return the optimizer's step as BackupAndRestore restored it, so that a
     resumed run sees exactly the batches an uninterrupted one would have seen.
+
+    ``in_memory``: the training rows' features (float16, as cached), labels and weights are held
+    in TensorFlow variables and each batch is gathered by TensorFlow, so that a step costs its
+    arithmetic; otherwise each batch is read from the cache file, and memory does not grow with
+    the number of rows. Default: in memory when the features take at most
+    :func:`memory_budget`. The batches are the same either way.
     """
     import tensorflow as tf
 
@@ -344,24 +356,39 @@ def training_dataset(cache: FeatureCache, rows: np.ndarray, labels: np.ndarray,
     if steps < 1:
         raise DataError(f"an epoch of {steps} steps trains nothing")
     n_classes = labels.shape[1]
+    if in_memory is None:
+        in_memory = cache.nbytes(len(rows)) <= memory_budget()
 
     def batch_indices():
         for step in range(int(start_step()), epochs * steps):
             yield batch_rows(len(rows), batch_size, seed, step, steps_per_epoch, shuffle_buffer)
 
-    def gather(idx):
+    ds = tf.data.Dataset.from_generator(
+        batch_indices, output_signature=tf.TensorSpec((batch_size,), tf.int64)
+    )
+    if in_memory:
+        # Variables, not constants: a tf.data function captures them by handle, so features
+        # of several GB stay out of its graph.
+        held = [tf.Variable(a, trainable=False) for a in
+                (cache.read_float16(rows), labels.astype(np.float32),
+                 weights.astype(np.float32))]
+
+        def gather(idx):
+            x, y, w = (tf.gather(v, idx) for v in held)
+            return tf.cast(x, tf.float32), y, w
+
+        return ds.map(gather).prefetch(2), steps
+
+    def read(idx):
         return cache.read(rows[idx]), labels[idx], weights[idx]
 
     def load(idx):
-        x, y, w = tf.numpy_function(gather, [idx], [tf.float32, tf.float32, tf.float32])
+        x, y, w = tf.numpy_function(read, [idx], [tf.float32, tf.float32, tf.float32])
         x.set_shape((batch_size, *cache.shape))
         y.set_shape((batch_size, n_classes))
         w.set_shape((batch_size, n_classes))
         return x, y, w
 
-    ds = tf.data.Dataset.from_generator(
-        batch_indices, output_signature=tf.TensorSpec((batch_size,), tf.int64)
-    )
     return ds.map(load, num_parallel_calls=1).prefetch(2), steps
 
 
@@ -409,6 +436,41 @@ def _atomic_backup(folder: str):
     return AtomicBackupAndRestore(folder)
 
 
+def _keep_freed_memory() -> None:
+    """Let glibc's malloc keep freed memory for the next step instead of handing it back.
+
+    TensorFlow's generator datasets set ``M_TRIM_THRESHOLD`` to 128 KiB, which also freezes
+    malloc's mmap threshold at its start value: every step's tensors above it (the head's
+    gradients and Adadelta's temporaries, megabytes each) are then mapped and unmapped anew,
+    and their pages faulted in at every step. On the demo's head that doubled the time of a
+    step (``benchmarks/bench_steps.py``). Raising both thresholds keeps them on the heap. A
+    no-op where the C library is not glibc.
+    """
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    mallopt(m_mmap_threshold, 32 << 20)  # glibc's largest on 64-bit machines
+    mallopt(m_trim_threshold, 512 << 20)
+
+
+def _MallocSettings():
+    """A callback that applies :func:`_keep_freed_memory` once the input stream has started
+    (TensorFlow sets its own values when a generator dataset's iterator is made)."""
+    import keras
+
+    class MallocSettings(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            _keep_freed_memory()
+
+    return MallocSettings()
+
+
 def _StartStep():
     """A callback that reads the optimizer's step once training begins, after
     BackupAndRestore: the step the training stream must start from."""
@@ -437,13 +499,14 @@ def predict(model, cache: FeatureCache, rows: np.ndarray, from_logits: bool = Tr
 
 def train_run(data: str | os.PathLike, cache: FeatureCache, run_dir: str | os.PathLike,
               config: RunConfig, run_data: RunData | None = None, verbose: int | str = "auto",
-              extra: dict | None = None) -> dict:
+              extra: dict | None = None, callbacks: list | tuple = ()) -> dict:
     """Train the head of one run on cached features and write its results to ``run_dir``.
 
     Writes the original's outputs (``predictions.out``, ``test_ground_truth_classes.txt``,
     ``evaluation_results.txt``, ``results_report.csv``), ``metrics.json``, ``training_log.csv``,
     TensorBoard logs and, last, ``complete.json`` with the digest of the run's settings. Resumes
-    from ``run_dir/backup`` if an earlier attempt was killed.
+    from ``run_dir/backup`` if an earlier attempt was killed. ``callbacks`` are added to
+    ``fit``'s own (they act at epoch ends: an epoch is one call of the compiled step loop).
 
     Returns:
         The metrics dictionary.
@@ -470,8 +533,6 @@ def train_run(data: str | os.PathLike, cache: FeatureCache, run_dir: str | os.Pa
         output = "logits" if config.from_logits else "probabilities"
         model = build_head(cache.shape, len(run_data.classes), head=config.head, output=output,
                            seed=config.seed)
-        model.compile(optimizer=adadelta(config),
-                      loss=WeightedBinaryCrossentropy(from_logits=config.from_logits))
     start = _StartStep()
     epoch_steps = (original_steps_per_epoch(data, config.batch_size)
                    if config.steps_per_epoch == "original" else None)
@@ -480,11 +541,20 @@ def train_run(data: str | os.PathLike, cache: FeatureCache, run_dir: str | os.Pa
         config.seed, start_step=lambda: start.step, epochs=config.epochs,
         steps_per_epoch=epoch_steps, shuffle_buffer=config.shuffle_buffer,
     )
+    with strategy.scope():
+        # One call of the compiled step loop per epoch: Keras' per-step Python work is paid
+        # once an epoch, and callbacks act at epoch ends as they did. Keras 3's loop of several
+        # steps fails under tf.distribute strategies, which take one step a call.
+        model.compile(optimizer=adadelta(config),
+                      loss=WeightedBinaryCrossentropy(from_logits=config.from_logits),
+                      steps_per_execution=steps if config.strategy == "default" else 1)
     callbacks = [
         _atomic_backup(str(run_dir / "backup")),
         start,  # after BackupAndRestore, which restores the optimizer's step in on_train_begin
         keras.callbacks.CSVLogger(str(run_dir / "training_log.csv"), append=True),
         keras.callbacks.TensorBoard(str(run_dir / "logs"), write_graph=False),
+        _MallocSettings(),
+        *callbacks,
     ]
     trained = run_dir / "head.weights.h5"
     if trained.exists():

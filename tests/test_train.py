@@ -124,3 +124,22 @@ def test_grid_skips_complete_runs_and_separates_settings(data_and_cache, tmp_pat
     assert len([f for f in folders if f.is_dir()]) == 2, "other settings, other folder"
     runs = collect_runs(out)
     assert set(runs["method"]) == {"ce", "cb-wce"}
+
+
+def test_batches_held_in_memory_equal_the_batches_streamed_from_the_file(data_and_cache):
+    from mlml_tf.train import training_dataset
+
+    _, cache, _ = data_and_cache
+    rows = np.arange(0, N_ROWS, 2)[::-1]
+    rng = np.random.default_rng(0)
+    y = (rng.random((len(rows), N_CLASSES)) < 0.3).astype(np.float32)
+    w = rng.random(y.shape).astype(np.float32)
+    streams = [
+        list(training_dataset(cache, rows, y, w, 16, 5, lambda: 3, epochs=2, steps_per_epoch=7,
+                              shuffle_buffer=10, in_memory=held)[0].as_numpy_iterator())
+        for held in (True, False)
+    ]
+    assert len(streams[0]) == 2 * 7 - 3
+    for held, streamed in zip(*streams, strict=True):
+        for a, b in zip(held, streamed, strict=True):
+            np.testing.assert_array_equal(a, b)

@@ -1,0 +1,124 @@
+"""Training steps as mlml-tf runs them against the same arithmetic alone.
+
+For one head and feature shape, in one process:
+
+* ``alone`` (timed first): the step's arithmetic only: forward, loss, backward and the
+  Adadelta update of the head in one compiled ``tf.function``, on batches already in memory,
+  timed over the same number of steps;
+* ``mlml-tf``: ``train.train_run`` on a feature cache of the same shape (its input stream,
+  Keras' fit loop, callbacks and checkpoints included), its ``fit`` timed by a callback from
+  the first to the last epoch end, so that model building, tracing of the first epoch,
+  prediction and result files are left out; they are reported apart as the run's fixed cost.
+
+The ratio of the two step times is the overhead mlml-tf adds to a step.
+
+    python benchmarks/bench_steps.py [--head demo|paper] [--rows 1500] [--epochs 4]
+
+``demo``: the demo's original head on 6 x 6 x 32 features, 10 classes; ``paper``: the paper's
+head on COCO's 5 x 5 x 1536 features, 80 classes (1.2 s a step on a 2-core CPU: few rows).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+SHAPES = {"demo": ((6, 6, 32), 10), "paper": ((5, 5, 1536), 80)}
+
+
+def data_folder(root: Path, n_rows: int, n_classes: int, seed: int = 0):
+    from mlml_tf.layout import split, write_groundtruth
+
+    rng = np.random.default_rng(seed)
+    labels = (rng.random((n_rows, n_classes)) < 0.3).astype(np.uint8)
+    labels[np.arange(n_rows), rng.integers(0, n_classes, n_rows)] = 1
+    frame = pd.DataFrame(labels, index=[f"i{k}" for k in range(n_rows)],
+                         columns=[f"c{c}" for c in range(n_classes)])
+    write_groundtruth(root / "data", frame)
+    split(root / "data", ratios=[0.5], seed=seed)
+    return frame
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--head", choices=sorted(SHAPES), default="demo")
+    parser.add_argument("--rows", type=int, default=None)
+    parser.add_argument("--epochs", type=int, default=4)
+    args = parser.parse_args()
+    shape, n_classes = SHAPES[args.head]
+    n_rows = args.rows or (2000 if args.head == "demo" else 224)
+
+    import keras
+    import tensorflow as tf
+
+    from mlml_tf.cache import build_feature_cache
+    from mlml_tf.layout import read_run_labels
+    from mlml_tf.losses import WeightedBinaryCrossentropy
+    from mlml_tf.model import build_head
+    from mlml_tf.train import RunConfig, adadelta, train_run
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        frame = data_folder(root, n_rows, n_classes)
+        x = np.random.default_rng(1).normal(size=(n_rows, *shape)).astype(np.float32)
+        cache = build_feature_cache(root / "cache", frame.index, lambda: iter([x]),
+                                    lambda b: b, settings={"bench": 1}, progress=False)
+        config = RunConfig(method="cb-wce", ratio=0.5, fold=1, epochs=args.epochs)
+
+        steps = len(read_run_labels(root / "data", 0.5, 1)["train"]) // 32
+        # The arithmetic alone, on the same shapes.
+        keras.utils.set_random_seed(0)
+        model = build_head(shape, n_classes, seed=0)
+        optimizer = adadelta(config)
+        loss_fn = WeightedBinaryCrossentropy(from_logits=True)
+        xb = tf.constant(x[:32])
+        yb = tf.constant((np.random.default_rng(2).random((32, n_classes)) < 0.3)
+                         .astype(np.float32))
+        wb = tf.ones_like(yb)
+
+        @tf.function
+        def step(xb, yb, wb):
+            with tf.GradientTape() as tape:
+                loss = loss_fn(yb, model(xb, training=True), sample_weight=wb)
+            grads = tape.gradient(loss, model.trainable_variables)
+            optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+            return loss
+
+        step(xb, yb, wb).numpy()
+        n = steps * (args.epochs - 1)
+        t0 = time.perf_counter()
+        for _ in range(n):
+            loss = step(xb, yb, wb)
+        loss.numpy()
+        alone = (time.perf_counter() - t0) / n
+
+        ends: list[float] = []
+
+        class EpochEnds(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                ends.append(time.perf_counter())
+
+        start = time.perf_counter()
+        train_run(root / "data", cache, root / "run", config, verbose=0,
+                  callbacks=[EpochEnds()])
+        total = time.perf_counter() - start
+        metrics = pd.read_csv(root / "run" / "training_log.csv")
+        ours = (ends[-1] - ends[0]) / (steps * (len(ends) - 1))
+
+    print(f"head {args.head}: features {shape}, {n_classes} classes, {n_rows} rows, "
+          f"{steps} steps x {args.epochs} epochs ({len(metrics)} logged)")
+    print(f"  mlml-tf step  {1000 * ours:8.2f} ms   (epochs 2..{len(ends)} of train_run's fit)")
+    print(f"  alone step    {1000 * alone:8.2f} ms   (compiled tf.function, batch in memory)")
+    print(f"  ratio         {ours / alone:8.2f} x")
+    fixed = total - ours * steps * args.epochs
+    print(f"  whole run {total:.2f} s, of which outside the steps {fixed:.2f} s "
+          "(build, first-epoch tracing, prediction, result files)")
+
+
+if __name__ == "__main__":
+    main()
