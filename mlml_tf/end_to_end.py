@@ -20,21 +20,20 @@ from pathlib import Path
 import numpy as np
 
 from mlml_tf.errors import DataError, atomic_path
-from mlml_tf.features import backbone_settings
+from mlml_tf.features import backbone_settings, backbone_weights
 from mlml_tf.runs import HEAD_WEIGHTS
 from mlml_tf.train import (
     RunConfig,
     RunData,
-    _atomic_backup,
-    _MallocSettings,
     _StartStep,
     adadelta,
-    batch_rows,
+    batch_index_stream,
     drop_skipped_images,
+    epoch_steps,
     get_strategy,
     load_run_data,
     mark_complete,
-    original_steps_per_epoch,
+    run_callbacks,
     run_info,
     scored_test_rows,
     validation_split,
@@ -78,7 +77,7 @@ def faithful_image_model(num_classes: int, config: RunConfig, backbone="Inceptio
 
     if isinstance(backbone, keras.Layer):
         backbone.trainable = False
-    return build_model(num_classes, backbone, _weights(weights), head=config.head,
+    return build_model(num_classes, backbone, backbone_weights(weights), head=config.head,
                        input_shape=(image_size, image_size, 3),
                        output="logits" if config.from_logits else "probabilities",
                        seed=config.seed, faithful_batch_norm=True)
@@ -101,23 +100,13 @@ def training_images(paths: Sequence[str], labels: np.ndarray, weights: np.ndarra
 
     from mlml_tf.inputs import load_image
 
-    if len(paths) // batch_size == 0:
-        raise DataError(f"{len(paths)} training rows make no batch of {batch_size}")
-    steps = len(paths) // batch_size if steps_per_epoch is None else int(steps_per_epoch)
-    if steps < 1:
-        raise DataError(f"an epoch of {steps} steps trains nothing")
+    ds, steps = batch_index_stream(len(paths), batch_size, seed, start_step, epochs,
+                                   steps_per_epoch, shuffle_buffer)
     files, y, w = tf.constant(list(paths)), tf.constant(labels), tf.constant(weights)
-
-    def batch_indices():
-        for step in range(int(start_step()), epochs * steps):
-            yield batch_rows(len(paths), batch_size, seed, step, steps_per_epoch, shuffle_buffer)
 
     def load(i):
         return load_image(files[i], (image_size, image_size), scaling, resize), y[i], w[i]
 
-    ds = tf.data.Dataset.from_generator(
-        batch_indices, output_signature=tf.TensorSpec((batch_size,), tf.int64)
-    )
     # Deterministic parallel map: the images of a batch come back in the order of its rows.
     ds = ds.unbatch().map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.batch(batch_size, drop_remainder=True).prefetch(2), steps
@@ -216,9 +205,7 @@ def train_run_on_images(data: str | os.PathLike, image_paths: Sequence[str], ids
     dataset, steps = training_images(
         train_paths[fit_idx], labels[fit_idx], train_w[fit_idx], config.batch_size,
         config.seed, start_step=lambda: start.step, image_size=image_size, scaling=scaling,
-        epochs=config.epochs,
-        steps_per_epoch=(original_steps_per_epoch(data, config.batch_size)
-                         if config.steps_per_epoch == "original" else None),
+        epochs=config.epochs, steps_per_epoch=epoch_steps(data, config),
         shuffle_buffer=config.shuffle_buffer, resize=resize,
     )
     trained = run_dir / HEAD_WEIGHTS
@@ -227,13 +214,7 @@ def train_run_on_images(data: str | os.PathLike, image_paths: Sequence[str], ids
         head.load_weights(trained)
     else:
         model.fit(dataset, epochs=config.epochs, steps_per_epoch=steps, verbose=verbose,
-                  shuffle=False, callbacks=[
-                      _atomic_backup(str(run_dir / "backup")),
-                      start,  # after BackupAndRestore, which restores the optimizer's step
-                      keras.callbacks.CSVLogger(str(run_dir / "training_log.csv"), append=True),
-                      keras.callbacks.TensorBoard(str(run_dir / "logs"), write_graph=False),
-                      _MallocSettings(),
-                  ])
+                  shuffle=False, callbacks=run_callbacks(run_dir, start))
         with atomic_path(trained) as tmp:
             head.save_weights(tmp)
 
@@ -264,13 +245,9 @@ def train_run_on_images(data: str | os.PathLike, image_paths: Sequence[str], ids
     return metrics
 
 
-def _weights(weights):
-    return None if weights in (None, "none", "None") else weights
-
-
 def _backbone_identity(backbone, weights, hub) -> dict:
     if isinstance(backbone, str) or hub:
-        return backbone_settings(backbone, _weights(weights), hub)
+        return backbone_settings(backbone, backbone_weights(weights), hub)
     # A model given as the backbone: known by its name and the digest of its weights.
     h = hashlib.sha256()
     for variable in backbone.weights:

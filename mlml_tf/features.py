@@ -15,7 +15,7 @@ import pandas as pd
 
 from mlml_tf.cache import FeatureCache, build_feature_cache, cache_key
 from mlml_tf.errors import DataError, file_digest
-from mlml_tf.layout import IMAGES, read_groundtruth, read_manifest
+from mlml_tf.layout import IMAGES, data_set, read_groundtruth
 
 
 def image_files(data: str | os.PathLike, ids: Sequence[str], image_root: str | os.PathLike,
@@ -81,6 +81,11 @@ def build_image_cache(
                                skipped=skipped, skip_reasons=reasons, progress=progress)
 
 
+def backbone_weights(weights: str | os.PathLike | None) -> str | os.PathLike | None:
+    """Backbone weights as given on the command line: "none" (any case of it) means None."""
+    return None if weights in (None, "none", "None") else weights
+
+
 def backbone_settings(backbone: str, weights: str | None, hub: str | None) -> dict:
     """What identifies a backbone's features: its name and its weights (a file by digest)."""
     if hub:
@@ -89,7 +94,7 @@ def backbone_settings(backbone: str, weights: str | None, hub: str | None) -> di
             pb = Path(hub) / "saved_model.pb"
             digest = file_digest(pb) if pb.exists() else None
         return {"backbone": "saved_model", "handle": str(hub), "saved_model_sha256": digest}
-    if weights in (None, "none", "None"):
+    if backbone_weights(weights) is None:
         return {"backbone": backbone, "weights": None}
     if weights == "imagenet":
         return {"backbone": backbone, "weights": "imagenet"}
@@ -100,8 +105,8 @@ def backbone_settings(backbone: str, weights: str | None, hub: str | None) -> di
 
 
 def nuswide_folder(data: str | os.PathLike) -> bool:
-    """Whether a data folder holds NUS-WIDE, as ``mlml-tf prepare nuswide`` records it."""
-    return read_manifest(data).get("source", {}).get("dataset") == "nuswide"
+    """Whether a data folder holds NUS-WIDE (:func:`mlml_tf.layout.data_set`)."""
+    return data_set(data) == "nuswide"
 
 
 def cache_for_data_folder(data: str | os.PathLike, cache_root: str | os.PathLike,
@@ -119,7 +124,7 @@ def cache_for_data_folder(data: str | os.PathLike, cache_root: str | os.PathLike
 
     if options.images is None:
         raise DataError("--images is needed to compute features: the folder of the images")
-    weights = None if options.weights in (None, "none", "None") else options.weights
+    weights = backbone_weights(options.weights)
     settings = backbone_settings(options.backbone, weights, options.hub)
     if weights is None and not options.hub:
         # Random backbone weights are drawn from the seed: part of what makes the features.

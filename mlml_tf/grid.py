@@ -15,7 +15,7 @@ from pathlib import Path
 
 from mlml_tf.cache import FeatureCache, folder_lock
 from mlml_tf.errors import DataError, remove_stale_temporaries
-from mlml_tf.layout import read_manifest
+from mlml_tf.layout import data_set, read_manifest
 from mlml_tf.runs import NAMING
 from mlml_tf.train import METHODS, RunConfig, is_complete, load_run_data, run_digest
 
@@ -101,18 +101,9 @@ def experiment_naming(data: str | os.PathLike) -> str:
     """"nuswide" for a NUS-WIDE data folder, else "coco": which of the original's experiment
     names its runs get.
 
-    A folder made by ``mlml-tf prepare nuswide`` says so in its manifest; a published folder
-    without a manifest is NUS-WIDE when its training files name their 81 columns 0..80.
+    See :func:`mlml_tf.layout.data_set`.
     """
-    from mlml_tf.layout import table_classes
-
-    dataset = read_manifest(data).get("source", {}).get("dataset")
-    if dataset:
-        return "nuswide" if dataset == "nuswide" else "coco"
-    for train in sorted(Path(data).glob("missing_labels*/train*_*.csv"))[:1]:
-        if table_classes(train) == [str(i) for i in range(81)]:
-            return "nuswide"
-    return "coco"
+    return "nuswide" if data_set(data) == "nuswide" else "coco"
 
 
 def grid_cells(methods: Sequence[str], ratios: Sequence[float], folds: Sequence[int],
@@ -144,15 +135,15 @@ def _image_runs(data: str | os.PathLike, options: GridOptions, verbose: int | st
         raise DataError("--images is needed to train on images: the folder of the images")
     ids = list(read_groundtruth(data).index)
     paths = image_files(data, ids, options.images, options.image_pattern)
+    nuswide = nuswide_folder(data)
     settings = {"backbone": options.backbone, "weights": options.weights, "hub": options.hub,
                 "image_size": options.image_size, "scaling": options.scaling,
-                "resize": options.resize,
-                "rgb_only": nuswide_folder(data) and not options.keep_grayscale}
+                "resize": options.resize, "rgb_only": nuswide and not options.keep_grayscale}
 
     def on_images(config: RunConfig, run_data):
         def train(run_dir):
             train_run_on_images(data, paths, ids, run_dir, config, run_data=run_data,
-                                skip_bad=options.skip_bad_images or nuswide_folder(data),
+                                skip_bad=options.skip_bad_images or nuswide,
                                 verbose=verbose, **settings)
 
         return image_run_digest(config, run_data, paths, ids, **settings), train

@@ -380,13 +380,14 @@ def _format_number_table(ids: Sequence[str], values: np.ndarray) -> bytes:
 
 def table_bytes(frame: pd.DataFrame) -> bytes:
     """The bytes of a table in the original layout (unnamed id column first)."""
-    header = "," + ",".join(_csv_field(c) for c in frame.columns) + "\n"
+    header = "," + ",".join(csv_field(c) for c in frame.columns) + "\n"
     return header.encode() + _format_number_table(
-        [_csv_field(str(i)) for i in frame.index], frame.to_numpy()
+        [csv_field(str(i)) for i in frame.index], frame.to_numpy()
     )
 
 
-def _csv_field(text: str) -> str:
+def csv_field(text: str) -> str:
+    """A CSV cell: quoted (quotes doubled) when it holds a comma, a quote or a line end."""
     text = str(text)
     if any(ch in text for ch in ',"\n\r'):
         return '"' + text.replace('"', '""') + '"'
@@ -403,7 +404,7 @@ def write_table(path: str | os.PathLike, frame: pd.DataFrame) -> str:
 def write_positive_weights(path: str | os.PathLike, weights: np.ndarray, classes: Sequence[str],
                            rows: int) -> str:
     """The original's ``positive_weights{r}.csv``: class names, then ``rows`` copies of P."""
-    header = ",".join(_csv_field(c) for c in classes) + "\n"
+    header = ",".join(csv_field(c) for c in classes) + "\n"
     line = ",".join(f"{w:g}" for w in np.asarray(weights, dtype=np.float64)) + "\n"
     data = (header + line * rows).encode()
     write_bytes_atomic(path, data)
@@ -438,6 +439,19 @@ def write_groundtruth(root: str | os.PathLike, labels: pd.DataFrame,
     }
     write_manifest(root, manifest)
     return root / GROUNDTRUTH
+
+
+def data_set(root: str | os.PathLike) -> str | None:
+    """The data set of a data folder: what its manifest records (``mlml-tf prepare coco`` or
+    ``nuswide``), else "nuswide" for a published folder whose training files name their 81
+    columns 0..80, else None."""
+    dataset = read_manifest(root).get("source", {}).get("dataset")
+    if dataset:
+        return dataset
+    for train in sorted(Path(root).glob("missing_labels*/train*_*.csv"))[:1]:
+        if table_classes(train) == [str(i) for i in range(81)]:
+            return "nuswide"
+    return None
 
 
 def read_manifest(root: str | os.PathLike) -> dict:

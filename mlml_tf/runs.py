@@ -30,7 +30,7 @@ import pandas as pd
 
 from mlml_tf.errors import DataError, atomic_path
 from mlml_tf.labels import PAPER_RATIOS, check_ratio
-from mlml_tf.layout import ratio_from_tag, ratio_tag
+from mlml_tf.layout import csv_field, ratio_from_tag, ratio_tag
 from mlml_tf.metrics import (
     DEFAULT_THRESHOLD,
     REPORT_COLUMNS,
@@ -249,18 +249,12 @@ def report_bytes(report: pd.DataFrame) -> bytes:
         return str(int(value)) if whole else f"{value:.2f}"
 
     header = [""] + [ORIGINAL_REPORT_COLUMNS.get(c, c) for c in table.columns]
-    lines = [",".join(_csv_cell(h) for h in header)]
+    lines = [",".join(csv_field(h) for h in header)]
     for name, row in zip(table.index, table.itertuples(index=False), strict=True):
-        lines.append(",".join([_csv_cell(str(name))]
+        lines.append(",".join([csv_field(str(name))]
                               + [cell(v, w) for v, w in zip(row, integral, strict=True)]))
     lines.append(",".join([AVERAGE_ROW] + [cell(v, False) for v in average]))
     return ("\n".join(lines) + "\n").encode()
-
-
-def _csv_cell(text: str) -> str:
-    if any(ch in text for ch in ',"\n\r'):
-        return '"' + text.replace('"', '""') + '"'
-    return text
 
 
 def write_run_outputs(

@@ -138,8 +138,8 @@ def load_run_data(data: str | os.PathLike, config: RunConfig) -> RunData:
     files = read_run_labels(data, config.ratio, config.fold)
     train, test = files["train"], files["test"]
     observed = train.to_numpy()
-    used = [run_files(data, config.ratio, config.fold)[k] for k in
-            ("train", "negative_weights", "test")]
+    paths = run_files(data, config.ratio, config.fold)
+    used = [paths[k] for k in ("train", "negative_weights", "test")]
     if config.steps_per_epoch == "original":
         used.append(run_files(data, 0.0, 1)["train"])
     if config.pos_weight_source == "original":
@@ -161,7 +161,7 @@ def load_run_data(data: str | os.PathLike, config: RunConfig) -> RunData:
         negative = _oracle_confidence_weights(data, train)
         used.append(data / GROUNDTRUTH)
     else:
-        negative = global_confidence_weights(data, train)
+        negative = global_confidence_weights(data, train, paths["train"])
         used.append(data / GLOBAL_WEIGHTS)
     weights = entry_weights(observed.astype(np.float32), pos_weight, negative)
     # NUS-WIDE files name their columns 0..80; the manifest knows the concepts.
@@ -190,7 +190,8 @@ def _oracle_confidence_weights(data: Path, train) -> np.ndarray:
     return weights[rows]
 
 
-def global_confidence_weights(data: str | os.PathLike, train) -> np.ndarray:
+def global_confidence_weights(data: str | os.PathLike, train,
+                              train_path: str | os.PathLike) -> np.ndarray:
     """The authors' CB-WCE weights, ``negative_weights_global.csv`` of a published data folder,
     for the rows of ``train`` (looked up by id).
 
@@ -198,17 +199,12 @@ def global_confidence_weights(data: str | os.PathLike, train) -> np.ndarray:
     training table's and its ids must cover the training ids. The loss uses a weight only where
     the run's label is 0.
     """
-    from mlml_tf.layout import read_table
+    from mlml_tf.layout import check_same_table, read_table
 
     path = Path(data) / GLOBAL_WEIGHTS
     table = read_table(path, "weights")
-    if list(table.columns) != list(train.columns):
-        diff = next((i for i, (a, b) in enumerate(zip(table.columns, train.columns,
-                                                      strict=False)) if a != b),
-                    min(len(table.columns), len(train.columns)))
-        raise DataError(f"columns differ from those of the training file at position {diff + 1} "
-                        f"({len(table.columns)} columns against {len(train.columns)})",
-                        file=path, row=1)
+    # Columns only: the file has other rows than the training table.
+    check_same_table(train.iloc[:0], Path(train_path), table.iloc[:0], path)
     rows = table.index.get_indexer(train.index)
     if (rows < 0).any():
         missing = train.index[rows < 0]
@@ -323,6 +319,35 @@ def batch_rows(n_rows: int, batch_size: int, seed: int, step: int,
     return out
 
 
+def batch_index_stream(n_rows: int, batch_size: int, seed: int, start_step, epochs: int = 1,
+                       steps_per_epoch: int | None = None, shuffle_buffer: int = 0):
+    """``(dataset of the row indices of each training batch, steps per epoch)``.
+
+    The batches of ``epochs`` epochs from step ``start_step()`` on, each from :func:`batch_rows`
+    (a function of seed and step only). ``start_step()`` is called when the stream starts, after
+    Keras' ``on_train_begin``, so that a run resumed by BackupAndRestore sees exactly the
+    batches an uninterrupted one would have seen. ``steps_per_epoch=None`` makes an epoch one
+    pass over the rows, floor(N / B) steps; a number sets the steps of an epoch over a repeating
+    stream, as the original's floor(N1 / B).
+    """
+    import tensorflow as tf
+
+    if n_rows // batch_size == 0:
+        raise DataError(f"{n_rows} training rows make no batch of {batch_size}")
+    steps = n_rows // batch_size if steps_per_epoch is None else int(steps_per_epoch)
+    if steps < 1:
+        raise DataError(f"an epoch of {steps} steps trains nothing")
+
+    def batch_indices():
+        for step in range(int(start_step()), epochs * steps):
+            yield batch_rows(n_rows, batch_size, seed, step, steps_per_epoch, shuffle_buffer)
+
+    dataset = tf.data.Dataset.from_generator(
+        batch_indices, output_signature=tf.TensorSpec((batch_size,), tf.int64)
+    )
+    return dataset, steps
+
+
 def memory_budget() -> int:
     """Bytes of training features held in memory rather than streamed from the cache file:
     a quarter of the machine's memory."""
@@ -334,13 +359,8 @@ def training_dataset(cache: FeatureCache, rows: np.ndarray, labels: np.ndarray,
                      epochs: int = 1, steps_per_epoch: int | None = None,
                      shuffle_buffer: int = 0, in_memory: bool | None = None):
     """The stream of (features, y, W) batches of ``epochs`` epochs; the k-th batch depends only
-    on k (:func:`batch_rows`).
-
-    ``steps_per_epoch=None`` makes an epoch one pass over the rows, floor(N / B) steps; a number
-    sets the steps of an epoch over a repeating stream, as the original's floor(N1 / B).
-    ``start_step()`` is called when the stream starts, which is after Keras' ``on_train_begin``:
-    train_run makes it return the optimizer's step as BackupAndRestore restored it, so that a
-    resumed run sees exactly the batches an uninterrupted one would have seen.
+    on k. The batches' rows, ``start_step``, ``steps_per_epoch`` and ``shuffle_buffer`` as in
+    :func:`batch_index_stream`.
 
     ``in_memory``: the training rows' features (float16, as cached), labels and weights are held
     in TensorFlow variables and each batch is gathered by TensorFlow, so that a step costs its
@@ -350,22 +370,11 @@ def training_dataset(cache: FeatureCache, rows: np.ndarray, labels: np.ndarray,
     """
     import tensorflow as tf
 
-    if len(rows) // batch_size == 0:
-        raise DataError(f"{len(rows)} training rows make no batch of {batch_size}")
-    steps = len(rows) // batch_size if steps_per_epoch is None else int(steps_per_epoch)
-    if steps < 1:
-        raise DataError(f"an epoch of {steps} steps trains nothing")
+    ds, steps = batch_index_stream(len(rows), batch_size, seed, start_step, epochs,
+                                   steps_per_epoch, shuffle_buffer)
     n_classes = labels.shape[1]
     if in_memory is None:
         in_memory = cache.nbytes(len(rows)) <= memory_budget()
-
-    def batch_indices():
-        for step in range(int(start_step()), epochs * steps):
-            yield batch_rows(len(rows), batch_size, seed, step, steps_per_epoch, shuffle_buffer)
-
-    ds = tf.data.Dataset.from_generator(
-        batch_indices, output_signature=tf.TensorSpec((batch_size,), tf.int64)
-    )
     if in_memory:
         # Variables, not constants: a tf.data function captures them by handle, so features
         # of several GB stay out of its graph.
@@ -390,6 +399,14 @@ def training_dataset(cache: FeatureCache, rows: np.ndarray, labels: np.ndarray,
         return x, y, w
 
     return ds.map(load, num_parallel_calls=1).prefetch(2), steps
+
+
+def epoch_steps(data: str | os.PathLike, config: RunConfig) -> int | None:
+    """The ``steps_per_epoch`` a run's stream takes: None (one pass over the run's rows) or, with
+    ``config.steps_per_epoch == "original"``, :func:`original_steps_per_epoch`."""
+    if config.steps_per_epoch == "original":
+        return original_steps_per_epoch(data, config.batch_size)
+    return None
 
 
 def original_steps_per_epoch(data: str | os.PathLike, batch_size: int = 32) -> int:
@@ -446,17 +463,24 @@ def _keep_freed_memory() -> None:
     step (``benchmarks/bench_steps.py``). Raising both thresholds keeps them on the heap. A
     no-op where the C library is not glibc.
     """
-    import ctypes
-    import ctypes.util
-
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
+    mallopt = _mallopt()
+    if mallopt is None:
         return
     m_trim_threshold, m_mmap_threshold = -1, -3
     mallopt(m_mmap_threshold, 32 << 20)  # glibc's largest on 64-bit machines
     mallopt(m_trim_threshold, 512 << 20)
+
+
+@functools.cache
+def _mallopt():
+    """glibc's ``mallopt``, or None where the C library has none."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return None
 
 
 def _MallocSettings():
@@ -469,6 +493,21 @@ def _MallocSettings():
             _keep_freed_memory()
 
     return MallocSettings()
+
+
+def run_callbacks(run_dir: Path, start) -> list:
+    """The callbacks of every run's ``fit``: the atomic checkpoint, then ``start`` (a
+    :func:`_StartStep`, which must come after it), the training log, TensorBoard and the malloc
+    settings."""
+    import keras
+
+    return [
+        _atomic_backup(str(run_dir / "backup")),
+        start,  # after BackupAndRestore, which restores the optimizer's step in on_train_begin
+        keras.callbacks.CSVLogger(str(run_dir / "training_log.csv"), append=True),
+        keras.callbacks.TensorBoard(str(run_dir / "logs"), write_graph=False),
+        _MallocSettings(),
+    ]
 
 
 def _StartStep():
@@ -534,12 +573,10 @@ def train_run(data: str | os.PathLike, cache: FeatureCache, run_dir: str | os.Pa
         model = build_head(cache.shape, len(run_data.classes), head=config.head, output=output,
                            seed=config.seed)
     start = _StartStep()
-    epoch_steps = (original_steps_per_epoch(data, config.batch_size)
-                   if config.steps_per_epoch == "original" else None)
     dataset, steps = training_dataset(
         cache, train_rows[fit_idx], labels[fit_idx], weights[fit_idx], config.batch_size,
         config.seed, start_step=lambda: start.step, epochs=config.epochs,
-        steps_per_epoch=epoch_steps, shuffle_buffer=config.shuffle_buffer,
+        steps_per_epoch=epoch_steps(data, config), shuffle_buffer=config.shuffle_buffer,
     )
     with strategy.scope():
         # One call of the compiled step loop per epoch: Keras' per-step Python work is paid
@@ -548,14 +585,7 @@ def train_run(data: str | os.PathLike, cache: FeatureCache, run_dir: str | os.Pa
         model.compile(optimizer=adadelta(config),
                       loss=WeightedBinaryCrossentropy(from_logits=config.from_logits),
                       steps_per_execution=steps if config.strategy == "default" else 1)
-    callbacks = [
-        _atomic_backup(str(run_dir / "backup")),
-        start,  # after BackupAndRestore, which restores the optimizer's step in on_train_begin
-        keras.callbacks.CSVLogger(str(run_dir / "training_log.csv"), append=True),
-        keras.callbacks.TensorBoard(str(run_dir / "logs"), write_graph=False),
-        _MallocSettings(),
-        *callbacks,
-    ]
+    callbacks = [*run_callbacks(run_dir, start), *callbacks]
     trained = run_dir / "head.weights.h5"
     if trained.exists():
         # Killed after training but before the results were written: the head is done.
