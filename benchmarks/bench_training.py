@@ -136,20 +136,20 @@ MEMORY_CHILD = """
 import json, sys, time
 import numpy as np
 from mlml_tf.cache import FeatureCache
-from mlml_tf.train import training_dataset
-from mlml_tf.model import build_head
 from mlml_tf.losses import WeightedBinaryCrossentropy
-import keras
+from mlml_tf.model import build_heads
+from mlml_tf.train import training_stream
+from mlml_tf.trainer import FusedAdadelta, HeadTrainer, TrainingRows
 cache = FeatureCache(sys.argv[1])
 n = len(cache)
-y = (np.random.default_rng(0).random((n, 80)) < 0.07).astype(np.float32)
-w = np.ones_like(y)
-head = build_head(cache.shape, 80, head="gap")
-head.compile(optimizer=keras.optimizers.Adadelta(0.1),
-             loss=WeightedBinaryCrossentropy(from_logits=True))
-ds, steps = training_dataset(cache, np.arange(n), y, w, 32, 0, lambda: 0, in_memory=False)
+y = (np.random.default_rng(0).random((n, 1, 80)) < 0.07).astype(np.float32)
+stream, steps, held = training_stream(cache, np.arange(n), 32, 0, lambda: 0, in_memory=False)
+trainer = HeadTrainer(build_heads(cache.shape, 80, 1, head="gap"),
+                      TrainingRows(y, np.ones_like(y), held),
+                      WeightedBinaryCrossentropy(from_logits=True))
+trainer.compile(optimizer=FusedAdadelta(0.1), steps_per_execution=steps)
 start = time.perf_counter()
-head.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0)
+trainer.fit(stream, epochs=1, steps_per_epoch=steps, verbose=0)
 # VmHWM: the peak of this process image only (ru_maxrss would include the parent's memory
 # inherited before exec).
 hwm = int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0])

@@ -42,6 +42,9 @@ _parse_seed = _parser(int, lambda v: 0 <= v < 2**32, "seed ", "a whole number",
 _parse_learning_rate = _parser(float, lambda v: math.isfinite(v) and v > 0, "learning rate ",
                                "a number", "must be a positive number")
 
+_parse_minutes = _parser(float, lambda v: math.isfinite(v) and v >= 0, "minutes ", "a number",
+                         "must be 0 or more")
+
 
 def _parse_shard(text: str) -> tuple[int, int]:
     try:
@@ -136,6 +139,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         validation_fraction=args.validation_fraction,
         skip_bad_images=args.skip_bad_images,
         strategy=args.strategy,
+        mixed_precision=args.mixed_precision,
+        jit_compile={"auto": "auto", "on": True, "off": False}[args.jit_compile],
+        together=args.together,
+        backup_minutes=args.backup_minutes,
         seed=args.seed,
     )
     summary = run_grid(
@@ -154,6 +161,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _add_run_arguments(run: argparse.ArgumentParser) -> None:
+    from mlml_tf.train import BACKUP_MINUTES
+
     run.add_argument("--data", required=True, type=Path, help="data folder (mlml-tf split)")
     run.add_argument("--out", required=True, type=Path, help="output folder, shared by shards")
     run.add_argument("--methods", nargs="+", choices=["ce", "im-wce", "cb-wce"],
@@ -229,6 +238,18 @@ def _add_run_arguments(run: argparse.ArgumentParser) -> None:
                      help="drop missing or corrupt images (counted, reported) instead of stopping")
     run.add_argument("--strategy", choices=["default", "mirrored", "multiworker", "tpu"],
                      default="default")
+    run.add_argument("--mixed-precision", action="store_true",
+                     help="heads compute in float16 on float32 variables (GPUs with tensor "
+                     "cores); off by default, the paper's arithmetic is float32")
+    run.add_argument("--jit-compile", choices=["auto", "on", "off"], default="auto",
+                     help="compile the training step with XLA; auto: on a GPU, not on a CPU")
+    run.add_argument("--together", type=_parse_positive_int, default=None, metavar="N",
+                     help="train up to N runs of a fold (every method and ratio) side by side "
+                     "in one model, each to the result it gets alone; default: as many as a "
+                     "quarter of the memory holds; 1: one by one")
+    run.add_argument("--backup-minutes", type=_parse_minutes, default=BACKUP_MINUTES,
+                     help="least time between two checkpoints of a training, written at "
+                     "epoch ends (0: every epoch); a killed run resumes from the last one")
     run.add_argument("--seed", type=_parse_seed, default=0)
 
 

@@ -10,7 +10,6 @@ weights W, batches, optimizer, resume, result files) as in :mod:`mlml_tf.train`.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -28,6 +27,7 @@ from mlml_tf.train import (
     _StartStep,
     adadelta,
     batch_index_stream,
+    config_settings,
     drop_skipped_images,
     epoch_steps,
     get_strategy,
@@ -52,7 +52,7 @@ def image_run_digest(config: RunConfig, run_data: RunData, image_paths: Sequence
     the image size and scaling, and the image file of each training and test row.
     """
     content = {
-        "config": dataclasses.asdict(config),
+        "config": config_settings(config),
         "labels": run_data.label_digest,
         "backbone": _backbone_identity(backbone, weights, hub),
         "batch_norm": "batch statistics",
@@ -171,6 +171,9 @@ def train_run_on_images(data: str | os.PathLike, image_paths: Sequence[str], ids
     from mlml_tf.losses import WeightedBinaryCrossentropy
     from mlml_tf.runs import write_run_outputs
 
+    if config.mixed_precision:
+        raise DataError("mixed precision is for heads on cached features: training on images "
+                        "with batch statistics runs in float32, as the original")
     if hub or (isinstance(backbone, str) and ("://" in backbone or os.path.isdir(backbone))):
         raise DataError("batch statistics need a keras.applications backbone or a Keras model: "
                         "the batch norm layers of a SavedModel cannot be switched to them")
@@ -199,7 +202,8 @@ def train_run_on_images(data: str | os.PathLike, image_paths: Sequence[str], ids
         model = faithful_image_model(len(run_data.classes), config, backbone, weights,
                                      image_size)
         model.compile(optimizer=adadelta(config),
-                      loss=WeightedBinaryCrossentropy(from_logits=config.from_logits))
+                      loss=WeightedBinaryCrossentropy(from_logits=config.from_logits),
+                      jit_compile=config.jit_compile)
     head = model.get_layer("head")
     start = _StartStep()
     dataset, steps = training_images(

@@ -17,7 +17,14 @@ from mlml_tf.cache import FeatureCache, folder_lock
 from mlml_tf.errors import DataError, remove_stale_temporaries
 from mlml_tf.layout import data_set, read_manifest
 from mlml_tf.runs import NAMING
-from mlml_tf.train import METHODS, RunConfig, is_complete, load_run_data, run_digest
+from mlml_tf.train import (
+    BACKUP_MINUTES,
+    METHODS,
+    RunConfig,
+    is_complete,
+    load_run_data,
+    run_digest,
+)
 
 #: How the loss of a run is computed: from logits (stable), from clipped probabilities, or as
 #: the original: CE from logits, IM-WCE and CB-WCE from clipped probabilities (SPEC 6).
@@ -36,6 +43,12 @@ class GridOptions:
     (``PosLimited_original_CE_balanced_ratio0.2split_1``) or NUS-WIDE runs
     (``nus_3labels_original_CE0.2split_1``); "auto" takes NUS-WIDE's for a data folder that
     :func:`experiment_naming` recognizes as NUS-WIDE.
+    ``mixed_precision``, ``jit_compile``: see :class:`mlml_tf.train.RunConfig`.
+    ``together``: how many runs of a fold train side by side in one model (see
+    :func:`run_cells`); None: as many as a quarter of the memory holds; 1 trains one run at a
+    time.
+    ``backup_minutes``: the least time between two checkpoints of a training, written at epoch
+    ends (0: every epoch); a kill loses at most that much training, never changes a result.
     """
 
     images: Path | None = None
@@ -61,7 +74,11 @@ class GridOptions:
     validation_fraction: float = 0.0
     skip_bad_images: bool = False
     strategy: str = "default"
+    mixed_precision: bool = False
+    jit_compile: bool | str = "auto"
     naming: str = "auto"
+    together: int | None = None
+    backup_minutes: float = BACKUP_MINUTES
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -151,52 +168,92 @@ def _image_runs(data: str | os.PathLike, options: GridOptions, verbose: int | st
     return on_images
 
 
+@dataclasses.dataclass
+class _Cell:
+    """A run of the grid still to train: its folder, settings and arrays."""
+
+    method: str
+    ratio: float
+    fold: int
+    config: RunConfig
+    run_data: object
+    digest: str
+    run_dir: Path
+    train: object = None
+
+
 def run_cells(data: str | os.PathLike, out: str | os.PathLike, cache: FeatureCache | None,
               cells: Sequence[tuple[str, float, int]], epochs: int = 20,
               config_overrides: dict | None = None, verbose: int | str = "auto",
               log=print, naming: str = "coco", loss_input: str = "logits",
-              on_images=None) -> dict[str, int]:
+              on_images=None, together: int | None = None,
+              backup_minutes: float = BACKUP_MINUTES) -> dict[str, int]:
     """Train every cell not yet complete; return counts of done, skipped and busy runs.
 
-    ``loss_input`` sets each run's ``from_logits`` (see :data:`LOSS_INPUTS`). ``on_images``,
-    for runs whose backbone trains with them (batch statistics, no feature cache), is a
-    function ``(config, run_data) -> (digest, train(run_dir))`` used instead of ``cache``.
+    ``together``: the runs that share their training rows and settings (every method and ratio
+    of a fold, :func:`mlml_tf.train.together_key`) train side by side in one model
+    (:func:`mlml_tf.train.train_runs`), each to the result it gets alone, at most ``together``
+    at a time (None: :func:`mlml_tf.train.heads_per_model`); 1 trains them one by one.
+    ``loss_input`` sets each run's ``from_logits`` (see :data:`LOSS_INPUTS`).
+    ``on_images``, for runs whose backbone trains with them (batch statistics, no feature
+    cache), is a function ``(config, run_data) -> (digest, train(run_dir))`` used instead of
+    ``cache``; those runs train one by one. ``backup_minutes``: see :class:`GridOptions`.
     """
+    import contextlib
+
     import keras
 
     from mlml_tf.runs import experiment_name
-    from mlml_tf.train import train_run
+    from mlml_tf.train import heads_per_model, together_key, train_runs
 
     counts = {"trained": 0, "already_complete": 0, "running_elsewhere": 0}
+    groups: dict[str, list[_Cell]] = {}
     for method, ratio, fold in cells:
         from_logits = loss_input == "logits" or (loss_input == "original" and method == "ce")
         config = RunConfig(method=method, ratio=ratio, fold=fold, epochs=epochs,
                            **{"from_logits": from_logits, **(config_overrides or {})})
         run_data = load_run_data(data, config)
+        train = None
         if on_images is None:
             digest = run_digest(config, run_data, cache)
-
-            def train(run_dir, config=config, run_data=run_data):
-                train_run(data, cache, run_dir, config, run_data=run_data, verbose=verbose)
         else:
             digest, train = on_images(config, run_data)
         run_dir = Path(out) / experiment_name(method, ratio, fold, naming) / digest[:12]
         if is_complete(run_dir, digest):
             counts["already_complete"] += 1
             continue
-        with folder_lock(run_dir, blocking=False) as held:
-            if not held:
-                log(f"{run_dir}: being trained by another process, left to it")
-                counts["running_elsewhere"] += 1
-                continue
-            if is_complete(run_dir, digest):
-                counts["already_complete"] += 1
-                continue
-            # Left by an attempt that was killed while writing; under the lock no one else writes.
-            remove_stale_temporaries(run_dir)
-            log(f"{method} ratio={ratio} fold={fold} -> {run_dir}")
-            train(run_dir)
-            counts["trained"] += 1
+        key = together_key(config, run_data) if train is None else digest
+        groups.setdefault(key, []).append(
+            _Cell(method, ratio, fold, config, run_data, digest, run_dir, train))
+    size = together or 1
+    if together is None and cache is not None and groups:
+        first = next(iter(groups.values()))[0]
+        size = heads_per_model(cache.shape, len(first.run_data.classes), first.config.head)
+    chunks = [group[i : i + size] for group in groups.values()
+              for i in range(0, len(group), size)]
+    for group in chunks:
+        with contextlib.ExitStack() as locks:
+            mine = []
+            for cell in group:
+                if not locks.enter_context(folder_lock(cell.run_dir, blocking=False)):
+                    log(f"{cell.run_dir}: being trained by another process, left to it")
+                    counts["running_elsewhere"] += 1
+                elif is_complete(cell.run_dir, cell.digest):
+                    counts["already_complete"] += 1
+                else:
+                    # Left by an attempt killed while writing; under the lock no one else writes.
+                    remove_stale_temporaries(cell.run_dir)
+                    mine.append(cell)
+            for cell in mine:
+                log(f"{cell.method} ratio={cell.ratio} fold={cell.fold} -> {cell.run_dir}")
+            if len(mine) > 1:
+                log(f"training these {len(mine)} runs side by side")
+            if mine and mine[0].train is not None:
+                mine[0].train(mine[0].run_dir)
+            elif mine:
+                train_runs(data, cache, [(c.run_dir, c.config, c.run_data) for c in mine],
+                           verbose=verbose, backup_minutes=backup_minutes)
+            counts["trained"] += len(mine)
         keras.backend.clear_session()
     return counts
 
@@ -226,13 +283,15 @@ def run_grid(data: str | os.PathLike, out: str | os.PathLike,
         "cb_source": options.cb_source, "pos_weight_source": options.pos_weight_source,
         "faithful_scoring": options.faithful_scoring,
         "validation_fraction": options.validation_fraction, "strategy": options.strategy,
+        "mixed_precision": options.mixed_precision, "jit_compile": options.jit_compile,
     }
     if options.faithful_batch_norm:
         cache, on_images = None, _image_runs(data, options)
     else:
         cache, on_images = cache_for_data_folder(data, Path(out) / "features", options), None
     counts = run_cells(data, out, cache, cells, epochs=epochs, config_overrides=overrides,
-                       naming=naming, loss_input=options.loss_input, on_images=on_images)
+                       naming=naming, loss_input=options.loss_input, on_images=on_images,
+                       together=options.together, backup_minutes=options.backup_minutes)
     lines = [f"shard {shard[0]}/{shard[1]}: {len(cells)} runs: "
              + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items())]
     runs = collect_runs(out, ratios)

@@ -13,6 +13,8 @@ import os
 from collections.abc import Sequence
 
 import keras
+import numpy as np
+from keras import ops
 
 from mlml_tf.errors import DataError
 
@@ -193,20 +195,7 @@ def build_head(
         >>> [layer.units for layer in head.layers if hasattr(layer, "units")]
         [2048, 1024, 256, 80]
     """
-    if head not in HEADS:
-        raise DataError(f"unknown head {head!r}: choose one of {list(HEADS)}")
-    if output not in OUTPUTS:
-        raise DataError(f"unknown output {output!r}: choose one of {list(OUTPUTS)}")
-    if int(num_classes) < 1:
-        raise DataError(f"num_classes must be at least 1, got {num_classes}")
-    features_shape = tuple(features_shape)
-    if head == "gap" and len(features_shape) != 3:
-        raise DataError(f"head 'gap' needs a (height, width, channels) map, got {features_shape}")
-    inputs = keras.Input(features_shape, name="features")
-    if head == "original":
-        x = keras.layers.Flatten(name="flatten")(inputs)
-    else:
-        x = keras.layers.GlobalAveragePooling2D(name="global_average_pooling")(inputs)
+    inputs, x = _head_input(features_shape, num_classes, head, output)
     # One seed per layer: a Keras initialiser with a fixed seed repeats the same values.
     for i, units in enumerate((*HEAD_UNITS, int(num_classes))):
         last = i == len(HEAD_UNITS)
@@ -222,6 +211,142 @@ def build_head(
     if output == "probabilities":
         x = keras.layers.Activation("sigmoid", name="probabilities")(x)
     return keras.Model(inputs, x, name="head")
+
+
+@keras.saving.register_keras_serializable(package="mlml_tf")
+class SideBySideHeads(keras.layers.Layer):
+    """The dense stack of :func:`build_head`, ``n_heads`` times side by side in one layer.
+
+    On flattened (or pooled) features of shape (B, D) it returns logits of shape (B, H, C). The
+    first layer of every head reads the same input, so the H first layers are one wide matrix
+    product, (B, D) x (D, H x 2048); each later layer is one batched product of H independent
+    matrices. Head h computes exactly what :func:`build_head` computes with
+    ``head_weights(h)``: the heads share no weight, and the gradient of a sum of per-head losses
+    with respect to head h's weights is that of head h's loss alone.
+
+    Args:
+        units: sizes of the layers of one head, the last one the number of classes.
+        n_heads: H, the number of heads.
+        activation: of every layer but the last.
+    """
+
+    def __init__(self, units: Sequence[int], n_heads: int, activation: str = "sigmoid",
+                 **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.units = tuple(int(u) for u in units)
+        self.n_heads = int(n_heads)
+        self.activation = keras.activations.get(activation)
+
+    def build(self, input_shape) -> None:
+        first, *rest = self.units
+        h = self.n_heads
+        self.kernels = [self.add_weight((int(input_shape[-1]), h * first), name="kernel_0")]
+        self.biases = [self.add_weight((h * first,), name="bias_0")]
+        for i, (fan_in, units) in enumerate(zip(self.units, rest, strict=False), start=1):
+            self.kernels.append(self.add_weight((h, fan_in, units), name=f"kernel_{i}"))
+            self.biases.append(self.add_weight((h, 1, units), name=f"bias_{i}"))
+
+    def call(self, x):
+        x = ops.matmul(x, self.kernels[0]) + self.biases[0]
+        x = self.activation(ops.reshape(x, (-1, self.n_heads, self.units[0])))
+        x = ops.transpose(x, (1, 0, 2))  # (H, B, units): one batched product per layer
+        last = len(self.kernels) - 1
+        for i in range(1, last + 1):
+            x = ops.matmul(x, self.kernels[i]) + self.biases[i]
+            if i < last:
+                x = self.activation(x)
+        return ops.transpose(x, (1, 0, 2))
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.n_heads, self.units[-1])
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "units": list(self.units), "n_heads": self.n_heads,
+                "activation": keras.activations.serialize(self.activation)}
+
+
+def _head_input(features_shape, num_classes: int, head: str, output: str):
+    """(features input, the flattened or pooled features) of a head, its settings checked."""
+    if head not in HEADS:
+        raise DataError(f"unknown head {head!r}: choose one of {list(HEADS)}")
+    if output not in OUTPUTS:
+        raise DataError(f"unknown output {output!r}: choose one of {list(OUTPUTS)}")
+    if int(num_classes) < 1:
+        raise DataError(f"num_classes must be at least 1, got {num_classes}")
+    features_shape = tuple(features_shape)
+    if head == "gap" and len(features_shape) != 3:
+        raise DataError(f"head 'gap' needs a (height, width, channels) map, got {features_shape}")
+    inputs = keras.Input(features_shape, name="features")
+    if head == "original":
+        return inputs, keras.layers.Flatten(name="flatten")(inputs)
+    return inputs, keras.layers.GlobalAveragePooling2D(name="global_average_pooling")(inputs)
+
+
+def build_heads(
+    features_shape: Sequence[int | None],
+    num_classes: int,
+    n_heads: int,
+    head: str = "original",
+    output: str = "logits",
+    seed: int | None = 0,
+    dtype=None,
+) -> keras.Model:
+    """``n_heads`` heads of :func:`build_head`, side by side in one model: features -> (B, H, C).
+
+    Every head starts from the weights that ``build_head(features_shape, num_classes, head,
+    output, seed)`` draws, so head h trained on run h's labels and weights follows the run
+    trained alone (see :class:`SideBySideHeads`). :func:`head_weights` takes one head out, in
+    :func:`build_head`'s layout. ``dtype``: a Keras dtype policy for the heads' layers, e.g.
+    ``"mixed_float16"`` (float16 arithmetic on float32 variables); the output is float32.
+
+    Returns:
+        A ``keras.Model`` named "heads" with output shape (None, n_heads, num_classes).
+
+    Example:
+        >>> heads = build_heads((5, 5, 1536), num_classes=80, n_heads=12)
+        >>> heads.output.shape
+        (None, 12, 80)
+    """
+    if int(n_heads) < 1:
+        raise DataError(f"n_heads must be at least 1, got {n_heads}")
+    single = build_head(features_shape, num_classes, head, output, seed)
+    inputs, x = _head_input(features_shape, num_classes, head, output)
+    stack = SideBySideHeads((*HEAD_UNITS, int(num_classes)), n_heads, name="side_by_side",
+                            dtype=dtype)
+    x = stack(x)
+    # The loss and the output in float32, whatever the heads compute in.
+    x = keras.layers.Activation("sigmoid" if output == "probabilities" else "linear",
+                                name="probabilities" if output == "probabilities" else "output",
+                                dtype="float32")(x)
+    model = keras.Model(inputs, x, name="heads")
+    values = [w.numpy() for w in single.weights]
+    tiled = [np.tile(values[0], (1, n_heads)), np.tile(values[1], n_heads)]
+    for kernel, bias in zip(values[2::2], values[3::2], strict=True):
+        tiled += [np.stack([kernel] * n_heads), np.stack([bias[None]] * n_heads)]
+    stack.set_weights(tiled)
+    return model
+
+
+def head_parameters(features_shape: Sequence[int], num_classes: int,
+                    head: str = "original") -> int:
+    """Weights and biases of one head of :func:`build_head`: 81 M for the paper's head on
+    Inception-ResNet-v2's 5 x 5 x 1536 features and 80 classes."""
+    inputs = int(np.prod(features_shape)) if head == "original" else int(features_shape[-1])
+    sizes = (inputs, *HEAD_UNITS, int(num_classes))
+    return sum(a * b + b for a, b in zip(sizes, sizes[1:], strict=False))
+
+
+def head_weights(heads: keras.Model, index: int) -> list[np.ndarray]:
+    """The weights of head ``index`` of a :func:`build_heads` model, as :func:`build_head`'s
+    ``set_weights`` takes them."""
+    stack = heads.get_layer("side_by_side")
+    first = stack.units[0]
+    values = [w.numpy() for w in stack.weights]
+    out = [values[0][:, index * first : (index + 1) * first],
+           values[1][index * first : (index + 1) * first]]
+    for kernel, bias in zip(values[2::2], values[3::2], strict=True):
+        out += [kernel[index], bias[index, 0]]
+    return out
 
 
 def feature_extractor(

@@ -10,11 +10,14 @@ The three methods differ only in the per-entry weight W = y * P + (1 - y) * w̄ 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
 import json
 import os
+import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +26,7 @@ from mlml_tf.cache import FeatureCache
 from mlml_tf.errors import DataError, atomic_path, write_bytes_atomic
 from mlml_tf.labels import class_balance_weights, confidence_weights
 from mlml_tf.layout import GROUNDTRUTH, read_groundtruth, read_manifest, read_run_labels, run_files
-from mlml_tf.runs import COMPLETE, METHODS
+from mlml_tf.runs import COMPLETE, HEAD_WEIGHTS, METHODS
 
 #: Where CB-WCE counts its co-occurrences (SPEC 4).
 CB_SOURCES: tuple[str, ...] = ("observed", "oracle", "file")
@@ -63,6 +66,12 @@ class RunConfig:
     probabilities as the original's weighted methods did.
     ``faithful_scoring``: predict the test rows as the original did, in full batches of a
     stream shuffled with a buffer of 100, the last N mod B rows left at zero and scored.
+    ``mixed_precision``: the heads compute in float16 (their variables, Adadelta and the loss
+    stay float32, with Keras' loss scaling), for GPUs with tensor cores; off by default, since
+    the paper's arithmetic is float32.
+    ``jit_compile``: compile the training step with XLA: "auto" is Keras' choice (on a GPU,
+    not on a CPU, where it made the side-by-side step of the demo's heads 1.7 times slower),
+    or True / False.
     """
 
     method: str
@@ -86,6 +95,8 @@ class RunConfig:
     strategy: str = "default"
     from_logits: bool = True
     faithful_scoring: bool = False
+    mixed_precision: bool = False
+    jit_compile: bool | str = "auto"
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -106,6 +117,22 @@ class RunConfig:
             raise DataError(f"shuffle_buffer must be 0 or more, not {self.shuffle_buffer}")
         if not 0.0 <= self.validation_fraction < 1.0:
             raise DataError(f"validation_fraction {self.validation_fraction} is outside [0, 1)")
+        if self.jit_compile not in (True, False, "auto"):
+            raise DataError(f"jit_compile must be True, False or 'auto', not {self.jit_compile!r}")
+
+
+#: Settings added after mlml-tf 0.2, left out of a run's digest at their default value: a run
+#: of 0.2 keeps its folder and stays complete.
+_SETTINGS_SINCE_0_2: tuple[str, ...] = ("mixed_precision", "jit_compile")
+
+
+def config_settings(config: RunConfig) -> dict:
+    """The settings of a run as its digest counts them (:func:`run_digest`)."""
+    settings = dataclasses.asdict(config)
+    for field in dataclasses.fields(RunConfig):
+        if field.name in _SETTINGS_SINCE_0_2 and settings[field.name] == field.default:
+            del settings[field.name]
+    return settings
 
 
 @dataclasses.dataclass
@@ -233,7 +260,7 @@ def drop_skipped_images(run_data: RunData, skipped) -> tuple[RunData, dict]:
 def run_digest(config: RunConfig, run_data: RunData, cache: FeatureCache) -> str:
     """Hash of everything that determines a run's result: two settings, two folders."""
     content = {
-        "config": dataclasses.asdict(config),
+        "config": config_settings(config),
         "labels": run_data.label_digest,
         "features": cache.manifest["ids_sha256"] + json.dumps(cache.settings, sort_keys=True),
     }
@@ -332,11 +359,7 @@ def batch_index_stream(n_rows: int, batch_size: int, seed: int, start_step, epoc
     """
     import tensorflow as tf
 
-    if n_rows // batch_size == 0:
-        raise DataError(f"{n_rows} training rows make no batch of {batch_size}")
-    steps = n_rows // batch_size if steps_per_epoch is None else int(steps_per_epoch)
-    if steps < 1:
-        raise DataError(f"an epoch of {steps} steps trains nothing")
+    steps = step_count(n_rows, batch_size, steps_per_epoch)
 
     def batch_indices():
         for step in range(int(start_step()), epochs * steps):
@@ -348,57 +371,51 @@ def batch_index_stream(n_rows: int, batch_size: int, seed: int, start_step, epoc
     return dataset, steps
 
 
+def step_count(n_rows: int, batch_size: int, steps_per_epoch: int | None = None) -> int:
+    """Steps of an epoch: floor(N / B), one pass over the rows, or ``steps_per_epoch``."""
+    if n_rows // batch_size == 0:
+        raise DataError(f"{n_rows} training rows make no batch of {batch_size}")
+    steps = n_rows // batch_size if steps_per_epoch is None else int(steps_per_epoch)
+    if steps < 1:
+        raise DataError(f"an epoch of {steps} steps trains nothing")
+    return steps
+
+
 def memory_budget() -> int:
     """Bytes of training features held in memory rather than streamed from the cache file:
     a quarter of the machine's memory."""
     return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 4
 
 
-def training_dataset(cache: FeatureCache, rows: np.ndarray, labels: np.ndarray,
-                     weights: np.ndarray, batch_size: int, seed: int, start_step,
-                     epochs: int = 1, steps_per_epoch: int | None = None,
-                     shuffle_buffer: int = 0, in_memory: bool | None = None):
-    """The stream of (features, y, W) batches of ``epochs`` epochs; the k-th batch depends only
-    on k. The batches' rows, ``start_step``, ``steps_per_epoch`` and ``shuffle_buffer`` as in
-    :func:`batch_index_stream`.
+def training_stream(cache: FeatureCache, rows: np.ndarray, batch_size: int, seed: int,
+                    start_step, epochs: int = 1, steps_per_epoch: int | None = None,
+                    shuffle_buffer: int = 0, in_memory: bool | None = None):
+    """``(stream, steps per epoch, held features)`` of the training batches of ``epochs`` epochs.
 
-    ``in_memory``: the training rows' features (float16, as cached), labels and weights are held
-    in TensorFlow variables and each batch is gathered by TensorFlow, so that a step costs its
-    arithmetic; otherwise each batch is read from the cache file, and memory does not grow with
-    the number of rows. Default: in memory when the features take at most
-    :func:`memory_budget`. The batches are the same either way.
+    Each element of the stream holds the positions in ``rows`` of one batch, from
+    :func:`batch_index_stream` (the k-th batch depends only on the seed and k; ``start_step``,
+    ``steps_per_epoch`` and ``shuffle_buffer`` as there). ``in_memory``: the rows' features are
+    returned (float16, as cached) to be held on the device, and the stream carries the positions
+    only (:class:`mlml_tf.trainer.TrainingRows` gathers each batch); otherwise each element is
+    ``(positions, features)``, read from the cache file, and memory does not grow with the
+    number of rows. Default: in memory when the features take at most :func:`memory_budget`.
+    The batches are the same either way.
     """
     import tensorflow as tf
 
     ds, steps = batch_index_stream(len(rows), batch_size, seed, start_step, epochs,
                                    steps_per_epoch, shuffle_buffer)
-    n_classes = labels.shape[1]
     if in_memory is None:
         in_memory = cache.nbytes(len(rows)) <= memory_budget()
     if in_memory:
-        # Variables, not constants: a tf.data function captures them by handle, so features
-        # of several GB stay out of its graph.
-        held = [tf.Variable(a, trainable=False) for a in
-                (cache.read_float16(rows), labels.astype(np.float32),
-                 weights.astype(np.float32))]
+        return ds.prefetch(2), steps, cache.read_float16(rows)
 
-        def gather(idx):
-            x, y, w = (tf.gather(v, idx) for v in held)
-            return tf.cast(x, tf.float32), y, w
-
-        return ds.map(gather).prefetch(2), steps
-
-    def read(idx):
-        return cache.read(rows[idx]), labels[idx], weights[idx]
-
-    def load(idx):
-        x, y, w = tf.numpy_function(read, [idx], [tf.float32, tf.float32, tf.float32])
+    def load(positions):
+        x = tf.numpy_function(lambda p: cache.read(rows[p]), [positions], tf.float32)
         x.set_shape((batch_size, *cache.shape))
-        y.set_shape((batch_size, n_classes))
-        w.set_shape((batch_size, n_classes))
-        return x, y, w
+        return positions, x
 
-    return ds.map(load, num_parallel_calls=1).prefetch(2), steps
+    return ds.map(load, num_parallel_calls=1).prefetch(2), steps, None
 
 
 def epoch_steps(data: str | os.PathLike, config: RunConfig) -> int | None:
@@ -426,16 +443,27 @@ def adadelta(config: RunConfig):
         rate = keras.optimizers.schedules.ExponentialDecay(
             config.learning_rate, config.decay_steps, config.decay_rate, staircase=True
         )
-    return keras.optimizers.Adadelta(learning_rate=rate, rho=config.rho, epsilon=config.epsilon)
+    from mlml_tf.trainer import FusedAdadelta
+
+    return FusedAdadelta(learning_rate=rate, rho=config.rho, epsilon=config.epsilon)
 
 
-def _atomic_backup(folder: str):
-    """Keras' BackupAndRestore, with the checkpoint written atomically.
+#: The default time between two checkpoints of a training (at epoch ends): a kill loses at most
+#: this much training; a checkpoint of the heads of a fold's runs side by side is their weights
+#: and Adadelta's two accumulators (0.7 GB for the demo's 12 runs, 12 GB for the paper's heads).
+BACKUP_MINUTES = 10.0
+
+
+def _atomic_backup(folder: str, minutes: float = 0.0):
+    """Keras' BackupAndRestore, with the checkpoint written atomically, at most every
+    ``minutes`` (0: at every epoch end, as Keras does).
 
     Keras rewrites ``latest.weights.h5`` in place: a kill during that write leaves a truncated
     file that no later attempt can restore. Here the file is written under a temporary name and
     renamed, and the epoch to resume from is taken from the optimizer's step saved inside it, so
-    a kill between the weights and Keras' own metadata file cannot repeat an epoch.
+    a kill between the weights and Keras' own metadata file cannot repeat an epoch. A resumed
+    training is the uninterrupted one whichever epoch its checkpoint holds (the k-th batch
+    depends only on the seed and k), so the interval changes what a kill costs, never a result.
     """
     import keras
 
@@ -443,12 +471,18 @@ def _atomic_backup(folder: str):
         def _save_model(self):
             with atomic_path(self._weights_path) as tmp:
                 self.model.save_weights(tmp)
+            self._saved = time.monotonic()
 
         def on_train_begin(self, logs=None):
             super().on_train_begin(logs)
+            self._saved = time.monotonic()
             if os.path.exists(self._weights_path):
                 step = int(self.model.optimizer.iterations.numpy())
                 self.model._initial_epoch = step // self.params["steps"]
+
+        def on_epoch_end(self, epoch, logs=None):
+            if time.monotonic() - self._saved >= 60.0 * minutes:
+                super().on_epoch_end(epoch, logs)
 
     return AtomicBackupAndRestore(folder)
 
@@ -496,9 +530,9 @@ def _MallocSettings():
 
 
 def run_callbacks(run_dir: Path, start) -> list:
-    """The callbacks of every run's ``fit``: the atomic checkpoint, then ``start`` (a
-    :func:`_StartStep`, which must come after it), the training log, TensorBoard and the malloc
-    settings."""
+    """The callbacks of a run's ``fit`` on images (:mod:`mlml_tf.end_to_end`): the atomic
+    checkpoint, then ``start`` (a :func:`_StartStep`, which must come after it), the training
+    log, TensorBoard and the malloc settings."""
     import keras
 
     return [
@@ -524,6 +558,69 @@ def _StartStep():
     return StartStep()
 
 
+def _RunLogs(run_dirs: list[Path]):
+    """A callback that gives each run trained together its own training log and TensorBoard
+    events: run h's ``loss`` is its head's loss (``loss_h`` of the trainer's logs), as the run
+    alone would log it."""
+    import keras
+
+    class RunLogs(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.members = [
+                [keras.callbacks.CSVLogger(str(d / "training_log.csv"), append=True),
+                 keras.callbacks.TensorBoard(str(d / "logs"), write_graph=False)]
+                for d in run_dirs
+            ]
+
+        def set_model(self, model):
+            super().set_model(model)
+            for member in self.members:
+                for callback in member:
+                    callback.set_model(model)
+
+        def on_train_begin(self, logs=None):
+            for member in self.members:
+                for callback in member:
+                    callback.on_train_begin()
+
+        def on_epoch_begin(self, epoch, logs=None):
+            for member in self.members:
+                for callback in member:
+                    callback.on_epoch_begin(epoch)
+
+        def on_epoch_end(self, epoch, logs=None):
+            for h, member in enumerate(self.members):
+                own = {"loss": logs[f"loss_{h}"]}
+                for callback in member:
+                    callback.on_epoch_end(epoch, own)
+
+        def on_train_end(self, logs=None):
+            for member in self.members:
+                for callback in member:
+                    callback.on_train_end()
+
+    return RunLogs()
+
+
+def _SaveHeads(heads, head, run_dirs: list[Path]):
+    """A callback that writes each run's trained head when training ends, in the layout of
+    ``head`` (a :func:`mlml_tf.model.build_head` model): before BackupAndRestore deletes its
+    checkpoint, so that a kill at any moment leaves one or the other."""
+    import keras
+
+    from mlml_tf.model import head_weights
+
+    class SaveHeads(keras.callbacks.Callback):
+        def on_train_end(self, logs=None):
+            for h, run_dir in enumerate(run_dirs):
+                head.set_weights(head_weights(heads, h))
+                with atomic_path(run_dir / HEAD_WEIGHTS) as tmp:
+                    head.save_weights(tmp)
+
+    return SaveHeads()
+
+
 def predict(model, cache: FeatureCache, rows: np.ndarray, from_logits: bool = True,
             batch_size: int = 256) -> np.ndarray:
     """Probabilities for every row (the original dropped the last N mod 32 rows, SPEC 7)."""
@@ -536,83 +633,275 @@ def predict(model, cache: FeatureCache, rows: np.ndarray, from_logits: bool = Tr
     return np.concatenate(out) if out else np.zeros((0, model.output_shape[-1]), np.float32)
 
 
-def train_run(data: str | os.PathLike, cache: FeatureCache, run_dir: str | os.PathLike,
-              config: RunConfig, run_data: RunData | None = None, verbose: int | str = "auto",
-              extra: dict | None = None, callbacks: list | tuple = ()) -> dict:
-    """Train the head of one run on cached features and write its results to ``run_dir``.
+def heads_per_model(features_shape, num_classes: int, head: str = "original") -> int:
+    """How many heads train side by side by default: as many as :func:`memory_budget` holds,
+    each with its weights, gradients and Adadelta's two accumulators (16 bytes a parameter:
+    1.3 GB for the paper's head), and at least one."""
+    from mlml_tf.model import head_parameters
 
-    Writes the original's outputs (``predictions.out``, ``test_ground_truth_classes.txt``,
-    ``evaluation_results.txt``, ``results_report.csv``), ``metrics.json``, ``training_log.csv``,
-    TensorBoard logs and, last, ``complete.json`` with the digest of the run's settings. Resumes
-    from ``run_dir/backup`` if an earlier attempt was killed. ``callbacks`` are added to
-    ``fit``'s own (they act at epoch ends: an epoch is one call of the compiled step loop).
+    return max(1, memory_budget() // (16 * head_parameters(features_shape, num_classes, head)))
 
-    Returns:
-        The metrics dictionary.
-    """
-    import keras
 
-    from mlml_tf.losses import WeightedBinaryCrossentropy
-    from mlml_tf.model import build_head
-    from mlml_tf.runs import write_run_outputs
+#: RunConfig fields that change only a run's labels and entry weights: runs that differ in
+#: nothing else and train on the same rows can train side by side (:func:`train_runs`).
+PER_HEAD_FIELDS: tuple[str, ...] = ("method", "ratio", "cb_source", "pos_weight_source")
 
+
+def together_key(config: RunConfig, run_data: RunData) -> str:
+    """Runs with equal keys read the same training rows in the same order and train with the
+    same settings: their heads can be trained side by side in one model."""
+    from mlml_tf.cache import ids_digest
+
+    shared = {k: v for k, v in dataclasses.asdict(config).items() if k not in PER_HEAD_FIELDS}
+    content = json.dumps(shared, sort_keys=True) + ids_digest(run_data.train_ids)
+    return hashlib.sha256(content.encode()).hexdigest()
+
+
+@dataclasses.dataclass
+class _Run:
+    """One run of :func:`train_runs`, its rows resolved against the feature cache."""
+
+    run_dir: Path
+    config: RunConfig
+    data: RunData
+    digest: str
+    dropped: dict
+    train_rows: np.ndarray
+    test_rows: np.ndarray
+    fit_idx: np.ndarray
+    val_idx: np.ndarray
+
+
+def _prepare(data, cache: FeatureCache, run_dir, config: RunConfig,
+             run_data: RunData | None) -> _Run:
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     run_data = run_data or load_run_data(data, config)
     digest = run_digest(config, run_data, cache)
     run_data, dropped = drop_skipped_images(run_data, cache.manifest.get("skipped", []))
     train_rows = cache.rows_of(run_data.train_ids, "training labels")
-    test_rows = cache.rows_of(run_data.test_ids, "test labels")
-    labels, weights = run_data.train_labels, run_data.weights
     fit_idx, val_idx = validation_split(len(train_rows), config)
+    return _Run(run_dir, config, run_data, digest, dropped, train_rows,
+                cache.rows_of(run_data.test_ids, "test labels"), fit_idx, val_idx)
 
-    keras.utils.set_random_seed(config.seed)
-    strategy = get_strategy(config.strategy)
-    with strategy.scope():
-        output = "logits" if config.from_logits else "probabilities"
-        model = build_head(cache.shape, len(run_data.classes), head=config.head, output=output,
-                           seed=config.seed)
-    start = _StartStep()
-    dataset, steps = training_dataset(
-        cache, train_rows[fit_idx], labels[fit_idx], weights[fit_idx], config.batch_size,
-        config.seed, start_step=lambda: start.step, epochs=config.epochs,
-        steps_per_epoch=epoch_steps(data, config), shuffle_buffer=config.shuffle_buffer,
-    )
-    with strategy.scope():
-        # One call of the compiled step loop per epoch: Keras' per-step Python work is paid
-        # once an epoch, and callbacks act at epoch ends as they did. Keras 3's loop of several
-        # steps fails under tf.distribute strategies, which take one step a call.
-        model.compile(optimizer=adadelta(config),
-                      loss=WeightedBinaryCrossentropy(from_logits=config.from_logits),
-                      steps_per_execution=steps if config.strategy == "default" else 1)
-    callbacks = [*run_callbacks(run_dir, start), *callbacks]
-    trained = run_dir / "head.weights.h5"
-    if trained.exists():
-        # Killed after training but before the results were written: the head is done.
-        model.load_weights(trained)
+
+def train_run(data: str | os.PathLike, cache: FeatureCache, run_dir: str | os.PathLike,
+              config: RunConfig, run_data: RunData | None = None, verbose: int | str = "auto",
+              extra: dict | None = None, callbacks: list | tuple = (),
+              backup_minutes: float = BACKUP_MINUTES) -> dict:
+    """Train the head of one run on cached features and write its results to ``run_dir``.
+
+    Writes the original's outputs (``predictions.out``, ``test_ground_truth_classes.txt``,
+    ``evaluation_results.txt``, ``results_report.csv``), ``metrics.json``, ``training_log.csv``,
+    TensorBoard logs, the trained head (``head.weights.h5``) and, last, ``complete.json`` with
+    the digest of the run's settings. Resumes from ``run_dir/backup`` if an earlier attempt was
+    killed; a checkpoint is written at an epoch end once ``backup_minutes`` have passed since
+    the last one (0: at every epoch end). ``callbacks`` are added to ``fit``'s own (they act
+    at epoch ends: an epoch is one call of the compiled step loop). The case of one run of
+    :func:`train_runs`.
+
+    Returns:
+        The metrics dictionary.
+    """
+    return train_runs(data, cache, [(run_dir, config, run_data)], verbose=verbose, extra=extra,
+                      callbacks=callbacks, backup_minutes=backup_minutes)[0]
+
+
+def train_runs(data: str | os.PathLike, cache: FeatureCache, runs, verbose: int | str = "auto",
+               extra: dict | None = None, callbacks: list | tuple = (),
+               backup_minutes: float = BACKUP_MINUTES,
+               phases: dict | None = None) -> list[dict]:
+    """Train the heads of several runs side by side in one model, then write each run's results
+    as :func:`train_run` does.
+
+    The runs must share their training rows and every setting but those of
+    :data:`PER_HEAD_FIELDS` (:func:`together_key`), as the runs of one fold do: every step reads
+    one batch and updates each head with the gradient of its own loss
+    (:class:`mlml_tf.trainer.HeadTrainer`), so each run gets the result it gets alone (to float
+    rounding), and the first layer's input is multiplied by all the heads' weights in one wide
+    matrix product. The checkpoint of runs trained together lives in the first run's folder,
+    under a name that says which runs they are, so that an attempt with other runs never
+    resumes from it.
+
+    Args:
+        data: the data folder.
+        cache: the feature cache.
+        runs: ``(run_dir, config, run_data or None)`` of each run.
+        verbose, extra, callbacks: as in :func:`train_run`.
+        backup_minutes: the least time between two checkpoints (0: every epoch end).
+        phases: if given, filled with the seconds spent in each phase, for benchmarks:
+            ``prepare`` (labels, weights, digests), ``build`` (model, optimizer, held
+            features), ``fit`` (of which ``callbacks``, and ``epochs``: the seconds of each
+            epoch's compiled step loop, tracing included in the first), ``predict`` and
+            ``results`` (result files).
+
+    Returns:
+        The metrics dictionary of each run, in order.
+    """
+    from mlml_tf.model import build_head
+
+    with _timed(phases, "prepare"):
+        runs = [_prepare(data, cache, *run) for run in runs]
+        if len({together_key(r.config, r.data) for r in runs}) > 1:
+            raise DataError("runs trained together must share their training rows and every "
+                            f"setting but {', '.join(PER_HEAD_FIELDS)}")
+    # Killed after training but before the results were written: those heads are done.
+    todo = [r for r in runs if not (r.run_dir / HEAD_WEIGHTS).exists()]
+    if todo:
+        steps = _train_heads(data, cache, todo, verbose, callbacks, backup_minutes, phases)
     else:
-        model.fit(dataset, epochs=config.epochs, steps_per_epoch=steps, callbacks=callbacks,
-                  verbose=verbose, shuffle=False)
-        with atomic_path(trained) as tmp:
-            model.save_weights(tmp)
+        steps = step_count(len(runs[0].fit_idx), runs[0].config.batch_size,
+                           epoch_steps(data, runs[0].config))
+    first = runs[0].config
+    head = build_head(cache.shape, len(runs[0].data.classes), head=first.head,
+                      output="logits" if first.from_logits else "probabilities")
+    return [_finish(run, head, cache, steps, extra, phases) for run in runs]
 
-    thresholds = None
-    if len(val_idx):
-        from mlml_tf.metrics import tune_thresholds
 
-        val_prob = predict(model, cache, train_rows[val_idx], config.from_logits)
-        thresholds = tune_thresholds(labels[val_idx], val_prob)
-    probabilities, test_labels = scored_test_rows(
-        lambda idx: predict(model, cache, test_rows[idx], config.from_logits),
-        run_data.test_labels, config)
-    info = {
-        **run_info(config, run_data, fit_idx, val_idx, steps, strategy, digest, dropped),
-        "feature_cache": cache.manifest["settings"],
-        **(extra or {}),
-    }
-    metrics = write_run_outputs(run_dir, test_labels, probabilities, run_data.classes,
-                                thresholds=thresholds, extra=info)
-    mark_complete(run_dir, digest, metrics)
+@contextlib.contextmanager
+def _timed(phases: dict | None, name: str):
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        if phases is not None:
+            phases[name] = phases.get(name, 0.0) + time.perf_counter() - start
+
+
+def _train_heads(data, cache: FeatureCache, runs: list[_Run], verbose, callbacks,
+                 backup_minutes: float, phases: dict | None) -> int:
+    """Train the heads of ``runs`` side by side and write each one's ``head.weights.h5``."""
+    import keras
+
+    from mlml_tf.losses import WeightedBinaryCrossentropy
+    from mlml_tf.model import build_head, build_heads
+    from mlml_tf.trainer import HeadTrainer, TrainingRows
+
+    config, first = runs[0].config, runs[0]
+    start = _StartStep()
+    with _timed(phases, "build"):
+        rows = first.train_rows[first.fit_idx]
+        keras.utils.set_random_seed(config.seed)
+        strategy = get_strategy(config.strategy)
+        stream, steps, held = training_stream(
+            cache, rows, config.batch_size, config.seed, start_step=lambda: start.step,
+            epochs=config.epochs, steps_per_epoch=epoch_steps(data, config),
+            shuffle_buffer=config.shuffle_buffer,
+        )
+        labels = np.stack([r.data.train_labels[r.fit_idx] for r in runs], axis=1)
+        weights = np.stack([r.data.weights[r.fit_idx] for r in runs], axis=1)
+        output = "logits" if config.from_logits else "probabilities"
+        dtype = "mixed_float16" if config.mixed_precision else None
+        with strategy.scope():
+            heads = build_heads(cache.shape, labels.shape[-1], len(runs), head=config.head,
+                                output=output, seed=config.seed, dtype=dtype)
+            trainer = HeadTrainer(heads, TrainingRows(labels, weights, held),
+                                  WeightedBinaryCrossentropy(from_logits=config.from_logits),
+                                  dtype=dtype)
+            # One call of the compiled step loop per epoch: Keras' per-step Python work is paid
+            # once an epoch, and callbacks act at epoch ends as they did. Keras 3's loop of
+            # several steps fails under tf.distribute strategies, which take one step a call.
+            trainer.compile(optimizer=adadelta(config),
+                            steps_per_execution=steps if config.strategy == "default" else 1,
+                            jit_compile=config.jit_compile)
+        run_dirs = [r.run_dir for r in runs]
+        if len(runs) == 1:
+            backup = first.run_dir / "backup"
+        else:
+            together = hashlib.sha256(" ".join(r.digest for r in runs).encode()).hexdigest()
+            backup = first.run_dir / f"backup-together-{together[:16]}"
+        fit_callbacks = [
+            # Before BackupAndRestore, which deletes the checkpoint when training ends.
+            _SaveHeads(heads, build_head(cache.shape, labels.shape[-1], config.head, output),
+                       run_dirs),
+            _atomic_backup(str(backup), backup_minutes),
+            start,  # after BackupAndRestore, which restores the optimizer's step
+            _RunLogs(run_dirs),
+            _MallocSettings(),
+            *callbacks,
+        ]
+        if phases is not None:
+            fit_callbacks = [_TimedCallbacks(fit_callbacks, phases)]
+    with _timed(phases, "fit"):
+        trainer.fit(stream, epochs=config.epochs, steps_per_epoch=steps, verbose=verbose,
+                    shuffle=False, callbacks=fit_callbacks)
+    return steps
+
+
+def _TimedCallbacks(callbacks: list, phases: dict):
+    """``callbacks`` in one callback that adds the seconds spent in them to
+    ``phases["callbacks"]`` and the seconds of each epoch's step loop to ``phases["epochs"]``."""
+    import keras
+
+    class TimedCallbacks(keras.callbacks.Callback):
+        def set_model(self, model):
+            for callback in callbacks:
+                callback.set_model(model)
+
+        def set_params(self, params):
+            for callback in callbacks:
+                callback.set_params(params)
+
+        def _call(self, hook: str, *args):
+            begin = time.perf_counter()
+            for callback in callbacks:
+                getattr(callback, hook)(*args)
+            end = time.perf_counter()
+            phases["callbacks"] = phases.get("callbacks", 0.0) + end - begin
+            return begin, end
+
+        def on_train_begin(self, logs=None):
+            self._call("on_train_begin", logs)
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._loop_start = self._call("on_epoch_begin", epoch, logs)[1]
+
+        def on_epoch_end(self, epoch, logs=None):
+            begin, _ = self._call("on_epoch_end", epoch, logs)
+            phases.setdefault("epochs", []).append(begin - self._loop_start)
+
+        def on_train_batch_begin(self, batch, logs=None):
+            self._call("on_train_batch_begin", batch, logs)
+
+        def on_train_batch_end(self, batch, logs=None):
+            self._call("on_train_batch_end", batch, logs)
+
+        def on_train_end(self, logs=None):
+            self._call("on_train_end", logs)
+
+    return TimedCallbacks()
+
+
+def _finish(run: _Run, head, cache: FeatureCache, steps: int, extra: dict | None,
+            phases: dict | None) -> dict:
+    """Predict with the run's trained head and write its results, ``complete.json`` last."""
+    from mlml_tf.runs import write_run_outputs
+
+    config = run.config
+    with _timed(phases, "predict"):
+        head.load_weights(run.run_dir / HEAD_WEIGHTS)
+        thresholds = None
+        if len(run.val_idx):
+            from mlml_tf.metrics import tune_thresholds
+
+            val_prob = predict(head, cache, run.train_rows[run.val_idx], config.from_logits)
+            thresholds = tune_thresholds(run.data.train_labels[run.val_idx], val_prob)
+        probabilities, test_labels = scored_test_rows(
+            lambda idx: predict(head, cache, run.test_rows[idx], config.from_logits),
+            run.data.test_labels, config)
+    with _timed(phases, "results"):
+        info = {
+            **run_info(config, run.data, run.fit_idx, run.val_idx, steps,
+                       get_strategy(config.strategy), run.digest, run.dropped),
+            "feature_cache": cache.manifest["settings"],
+            **(extra or {}),
+        }
+        metrics = write_run_outputs(run.run_dir, test_labels, probabilities, run.data.classes,
+                                    thresholds=thresholds, extra=info)
+        mark_complete(run.run_dir, run.digest, metrics)
+        # Checkpoints of attempts that trained this run with other runs: never to be resumed.
+        for stale in run.run_dir.glob("backup-together-*"):
+            shutil.rmtree(stale, ignore_errors=True)
     return metrics
 
 

@@ -169,15 +169,16 @@ def coco_data(tmp_path_factory):
     assert main(["split", str(root / "data"), "--folds", "2", "--ratios", "0", "0.5"]) == 0
     args = ["run", "--data", root / "data", "--images", raw["images"], "--backbone", "VGG16",
             "--weights", "none", "--image-size", "32", "--batch-size", "2",
-            "--epochs", EPOCHS, "--methods", "cb-wce", "--ratios", "0.5", "--folds", "1"]
+            "--epochs", EPOCHS, "--methods", "cb-wce", "--ratios", "0.5", "--folds", "1",
+            "--backup-minutes", "0"]
     log = root / "reference.log"
     finish(start(log, *args, "--out", root / "reference"), log)
     (run_dir,) = (root / "reference").glob("CORRELATION_*/*")
     return {"root": root, "args": args, "reference": run_dir}
 
 
-def run_folder(out: Path) -> Path | None:
-    found = list(out.glob("CORRELATION_*/*"))
+def run_folder(out: Path, experiments: str = "CORRELATION_*") -> Path | None:
+    found = list(out.glob(f"{experiments}/*"))
     return found[0] if found else None
 
 
@@ -200,8 +201,8 @@ def check_nothing_half_written(out: Path) -> None:
         np.loadtxt(folder / PREDICTIONS, delimiter=",")
 
 
-def check_same_result(out: Path, reference: Path) -> None:
-    folder = run_folder(out)
+def check_same_result(out: Path, reference: Path, experiments: str = "CORRELATION_*") -> None:
+    folder = run_folder(out, experiments)
     assert folder.relative_to(out) == reference.relative_to(reference.parent.parent), \
         "same settings, same run folder"
     for name in RESULT_FILES:
@@ -255,8 +256,7 @@ def test_run_killed_while_writing_its_backup_resumes(coco_data, tmp_path):
     args = [*coco_data["args"], "--out", out]
     # The feature cache of the reference run is reused: only training matters here.
     shutil.copytree(coco_data["reference"].parent.parent / "features", out / "features")
-    # A complete checkpoint has the size of the trained head's file (weights and optimizer).
-    size = (coco_data["reference"] / "head.weights.h5").stat().st_size
+    # A checkpoint written atomically appears complete: the first one gives the full size.
     complete = []
 
     def rewriting_backup():
@@ -268,11 +268,10 @@ def test_run_killed_while_writing_its_backup_resumes(coco_data, tmp_path):
             except FileNotFoundError:
                 pass
         if not complete:
-            complete.extend(name for name, n in sizes if name == "latest.weights.h5"
-                            and n >= size)
+            complete.extend(n for name, n in sizes if name == "latest.weights.h5")
             return False
         # A checkpoint is there; now another one is being written (in place or beside it).
-        return any(n < size for _, n in sizes)
+        return any(n < complete[0] for _, n in sizes)
 
     log = tmp_path / "attempt.log"
     proc = start(log, *args)
@@ -281,3 +280,34 @@ def test_run_killed_while_writing_its_backup_resumes(coco_data, tmp_path):
     finish(start(log, *args), log)
     check_nothing_half_written(out)
     check_same_result(out, coco_data["reference"])
+
+
+def test_runs_side_by_side_killed_in_training_resume_to_their_results(coco_data, tmp_path):
+    # CE and CB-WCE of one fold and ratio share their training rows: one model, two heads.
+    args = list(coco_data["args"])
+    methods = args.index("--methods")
+    args[methods + 1 : methods + 2] = ["ce", "cb-wce"]
+    root = coco_data["root"]
+    reference = root / "reference-together"
+    log = tmp_path / "reference.log"
+    assert "training these 2 runs side by side" in finish(start(log, *args, "--out", reference),
+                                                         log)
+    out = tmp_path / "out"
+    shutil.copytree(coco_data["reference"].parent.parent / "features", out / "features")
+    log = tmp_path / "attempt.log"
+    proc = start(log, *args, "--out", out)
+    first = run_folder(reference, "PosLimited_original_*").relative_to(reference)
+    backups = out / first
+
+    def checkpointed():
+        return list(backups.glob("backup-together-*/latest.weights.h5")) != []
+
+    assert kill_when(proc, checkpointed, random.Random(5).uniform(0.0, 0.5)), \
+        "training ended before its first checkpoint"
+    for experiments in ("PosLimited_original_*", "CORRELATION_*"):
+        assert not (run_folder(out, experiments) / "complete.json").exists()
+    log = tmp_path / "final.log"
+    finish(start(log, *args, "--out", out), log)
+    for experiments in ("PosLimited_original_*", "CORRELATION_*"):
+        check_same_result(out, run_folder(reference, experiments), experiments)
+    assert list(out.rglob("backup*")) == [], "the checkpoint is gone once the heads are written"

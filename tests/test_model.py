@@ -10,8 +10,10 @@ from mlml_tf.errors import DataError  # noqa: E402
 from mlml_tf.model import (  # noqa: E402
     build_backbone,
     build_head,
+    build_heads,
     build_model,
     feature_extractor,
+    head_weights,
     saved_model_backbone,
 )
 
@@ -213,3 +215,40 @@ def test_saved_model_backbone_from_hub_style_module(tmp_path):
     model = build_model(5, backbone=backbone, input_shape=(8, 8, 3))
     assert model.output.shape == (None, 5)
     assert model.get_layer("head").get_layer("flatten").output.shape == (None, 8 * 8 * 4)
+
+
+@pytest.mark.parametrize("head, output", [("original", "logits"), ("gap", "probabilities")])
+def test_heads_side_by_side_are_the_head_of_each_run(head, output):
+    x = np.random.default_rng(0).normal(size=(32, 3, 3, 8)).astype(np.float32)
+    heads = build_heads((3, 3, 8), num_classes=5, n_heads=4, head=head, output=output, seed=3)
+    single = build_head((3, 3, 8), num_classes=5, head=head, output=output, seed=3)
+    assert heads.output.shape == (None, 4, 5)
+    inputs = x[0].size if head == "original" else 8
+    assert heads.get_layer("side_by_side").kernels[0].shape == (inputs, 4 * 2048)
+    for h in range(4):
+        for a, b in zip(head_weights(heads, h), single.get_weights(), strict=True):
+            np.testing.assert_array_equal(a, b)  # every head starts as build_head(seed)
+    # Heads that have moved apart: each slice of the output is its own head's.
+    stack = heads.get_layer("side_by_side")
+    rng = np.random.default_rng(1)
+    for variable in stack.weights:
+        variable.assign(variable.numpy() + rng.normal(0, 0.05, variable.shape).astype("float32"))
+    out = heads(x).numpy()
+    for h in range(4):
+        single.set_weights(head_weights(heads, h))
+        np.testing.assert_allclose(out[:, h], single(x).numpy(), rtol=1e-5, atol=1e-6)
+        # The same head alone, as a run trained one by one has it: the very same numbers.
+        alone = build_heads((3, 3, 8), num_classes=5, n_heads=1, head=head, output=output)
+        alone.get_layer("side_by_side").set_weights(
+            [w if i < 2 else w[None] if i % 2 == 0 else w[None, None]
+             for i, w in enumerate(head_weights(heads, h))])
+        np.testing.assert_array_equal(alone(x).numpy()[:, 0], out[:, h])
+
+
+def test_heads_in_mixed_precision_compute_in_float16_on_float32_variables():
+    heads = build_heads((3, 3, 8), num_classes=5, n_heads=2, dtype="mixed_float16")
+    stack = heads.get_layer("side_by_side")
+    assert stack.compute_dtype == "float16"
+    assert {v.dtype for v in stack.weights} == {"float32"}
+    out = heads(np.ones((2, 3, 3, 8), np.float32))
+    assert out.dtype == "float32"

@@ -1,5 +1,6 @@
 """One run and the grid, on a feature cache made from real COCO label rows."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -127,19 +128,53 @@ def test_grid_skips_complete_runs_and_separates_settings(data_and_cache, tmp_pat
 
 
 def test_batches_held_in_memory_equal_the_batches_streamed_from_the_file(data_and_cache):
-    from mlml_tf.train import training_dataset
+    from mlml_tf.train import training_stream
+    from mlml_tf.trainer import TrainingRows
 
     _, cache, _ = data_and_cache
     rows = np.arange(0, N_ROWS, 2)[::-1]
     rng = np.random.default_rng(0)
-    y = (rng.random((len(rows), N_CLASSES)) < 0.3).astype(np.float32)
+    y = (rng.random((len(rows), 2, N_CLASSES)) < 0.3).astype(np.float32)
     w = rng.random(y.shape).astype(np.float32)
-    streams = [
-        list(training_dataset(cache, rows, y, w, 16, 5, lambda: 3, epochs=2, steps_per_epoch=7,
-                              shuffle_buffer=10, in_memory=held)[0].as_numpy_iterator())
-        for held in (True, False)
-    ]
+    streams = []
+    for held in (True, False):
+        stream, steps, features = training_stream(cache, rows, 16, 5, lambda: 3, epochs=2,
+                                                  steps_per_epoch=7, shuffle_buffer=10,
+                                                  in_memory=held)
+        assert (features is not None) == held and steps == 7
+        table = TrainingRows(y, w, features)
+        streams.append([[t.numpy() for t in table.batch(element)] for element in stream])
     assert len(streams[0]) == 2 * 7 - 3
     for held, streamed in zip(*streams, strict=True):
         for a, b in zip(held, streamed, strict=True):
             np.testing.assert_array_equal(a, b)
+
+
+def test_runs_trained_side_by_side_get_the_results_they_get_alone(data_and_cache, tmp_path):
+    from mlml_tf.train import train_runs
+
+    root, cache, _ = data_and_cache
+    configs = [RunConfig(method=m, ratio=r, fold=1, epochs=3, batch_size=16, learning_rate=1.0)
+               for r in (0.0, 0.5) for m in ("ce", "im-wce", "cb-wce")]
+    together = train_runs(root / "data", cache,
+                          [(tmp_path / "together" / str(i), c, None)
+                           for i, c in enumerate(configs)], verbose=0)
+    for i, config in enumerate(configs):
+        alone = train_run(root / "data", cache, tmp_path / "alone" / str(i), config, verbose=0)
+        for key in ("roc_auc_micro", "f1_micro", "precision_micro", "recall_micro"):
+            assert abs(together[i][key] - alone[key]) <= 1e-5, (config, key)
+        p_together, p_alone = (np.loadtxt(tmp_path / kind / str(i) / "predictions.out",
+                                          delimiter=",") for kind in ("together", "alone"))
+        np.testing.assert_allclose(p_together, p_alone, atol=1e-5)
+        logs = [pd.read_csv(tmp_path / kind / str(i) / "training_log.csv")["loss"]
+                for kind in ("together", "alone")]
+        np.testing.assert_allclose(*logs, rtol=1e-5)
+    # Other training rows or other shared settings cannot share a step.
+    with pytest.raises(DataError, match="share their training rows"):
+        train_runs(root / "data", cache,
+                   [(tmp_path / "x1", configs[0], None),
+                    (tmp_path / "x2", RunConfig(method="ce", ratio=0.0, fold=2), None)])
+    with pytest.raises(DataError, match="share their training rows"):
+        train_runs(root / "data", cache,
+                   [(tmp_path / "x1", configs[0], None),
+                    (tmp_path / "x2", dataclasses.replace(configs[1], epochs=4), None)])
