@@ -24,7 +24,6 @@ from mlml_tf.runs import HEAD_WEIGHTS
 from mlml_tf.train import (
     RunConfig,
     RunData,
-    _StartStep,
     adadelta,
     batch_index_stream,
     config_settings,
@@ -170,6 +169,7 @@ def train_run_on_images(data: str | os.PathLike, image_paths: Sequence[str], ids
     from mlml_tf.inputs import check_images, non_rgb_images
     from mlml_tf.losses import WeightedBinaryCrossentropy
     from mlml_tf.runs import write_run_outputs
+    from mlml_tf.trainer import StartStep
 
     if config.mixed_precision:
         raise DataError("mixed precision is for heads on cached features: training on images "
@@ -205,7 +205,7 @@ def train_run_on_images(data: str | os.PathLike, image_paths: Sequence[str], ids
                       loss=WeightedBinaryCrossentropy(from_logits=config.from_logits),
                       jit_compile=config.jit_compile)
     head = model.get_layer("head")
-    start = _StartStep()
+    start = StartStep()
     dataset, steps = training_images(
         train_paths[fit_idx], labels[fit_idx], train_w[fit_idx], config.batch_size,
         config.seed, start_step=lambda: start.step, image_size=image_size, scaling=scaling,

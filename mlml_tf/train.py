@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from mlml_tf.cache import FeatureCache
-from mlml_tf.errors import DataError, atomic_path, write_bytes_atomic
+from mlml_tf.errors import DataError, write_bytes_atomic
 from mlml_tf.labels import class_balance_weights, confidence_weights
 from mlml_tf.layout import GROUNDTRUTH, read_groundtruth, read_manifest, read_run_labels, run_files
 from mlml_tf.runs import COMPLETE, HEAD_WEIGHTS, METHODS
@@ -454,171 +454,18 @@ def adadelta(config: RunConfig):
 BACKUP_MINUTES = 10.0
 
 
-def _atomic_backup(folder: str, minutes: float = 0.0):
-    """Keras' BackupAndRestore, with the checkpoint written atomically, at most every
-    ``minutes`` (0: at every epoch end, as Keras does).
-
-    Keras rewrites ``latest.weights.h5`` in place: a kill during that write leaves a truncated
-    file that no later attempt can restore. Here the file is written under a temporary name and
-    renamed, and the epoch to resume from is taken from the optimizer's step saved inside it, so
-    a kill between the weights and Keras' own metadata file cannot repeat an epoch. A resumed
-    training is the uninterrupted one whichever epoch its checkpoint holds (the k-th batch
-    depends only on the seed and k), so the interval changes what a kill costs, never a result.
-    """
-    import keras
-
-    class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
-        def _save_model(self):
-            with atomic_path(self._weights_path) as tmp:
-                self.model.save_weights(tmp)
-            self._saved = time.monotonic()
-
-        def on_train_begin(self, logs=None):
-            super().on_train_begin(logs)
-            self._saved = time.monotonic()
-            if os.path.exists(self._weights_path):
-                step = int(self.model.optimizer.iterations.numpy())
-                self.model._initial_epoch = step // self.params["steps"]
-
-        def on_epoch_end(self, epoch, logs=None):
-            if time.monotonic() - self._saved >= 60.0 * minutes:
-                super().on_epoch_end(epoch, logs)
-
-    return AtomicBackupAndRestore(folder)
-
-
-def _keep_freed_memory() -> None:
-    """Let glibc's malloc keep freed memory for the next step instead of handing it back.
-
-    TensorFlow's generator datasets set ``M_TRIM_THRESHOLD`` to 128 KiB, which also freezes
-    malloc's mmap threshold at its start value: every step's tensors above it (the head's
-    gradients and Adadelta's temporaries, megabytes each) are then mapped and unmapped anew,
-    and their pages faulted in at every step. On the demo's head that doubled the time of a
-    step (``benchmarks/bench_steps.py``). Raising both thresholds keeps them on the heap. A
-    no-op where the C library is not glibc.
-    """
-    mallopt = _mallopt()
-    if mallopt is None:
-        return
-    m_trim_threshold, m_mmap_threshold = -1, -3
-    mallopt(m_mmap_threshold, 32 << 20)  # glibc's largest on 64-bit machines
-    mallopt(m_trim_threshold, 512 << 20)
-
-
-@functools.cache
-def _mallopt():
-    """glibc's ``mallopt``, or None where the C library has none."""
-    import ctypes
-    import ctypes.util
-
-    try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
-    except (OSError, AttributeError):
-        return None
-
-
-def _MallocSettings():
-    """A callback that applies :func:`_keep_freed_memory` once the input stream has started
-    (TensorFlow sets its own values when a generator dataset's iterator is made)."""
-    import keras
-
-    class MallocSettings(keras.callbacks.Callback):
-        def on_train_batch_begin(self, batch, logs=None):
-            _keep_freed_memory()
-
-    return MallocSettings()
-
-
 def run_callbacks(run_dir: Path, start) -> list:
     """The callbacks of a run's ``fit`` on images (:mod:`mlml_tf.end_to_end`): the atomic
-    checkpoint, then ``start`` (a :func:`_StartStep`, which must come after it), the training
-    log, TensorBoard and the malloc settings."""
-    import keras
+    checkpoint at every epoch end, then ``start`` (a :class:`mlml_tf.trainer.StartStep`, which
+    must come after it), the training log, TensorBoard and the malloc settings."""
+    from mlml_tf.trainer import AtomicBackupAndRestore, MallocSettings, RunLogs
 
     return [
-        _atomic_backup(str(run_dir / "backup")),
+        AtomicBackupAndRestore(str(run_dir / "backup")),
         start,  # after BackupAndRestore, which restores the optimizer's step in on_train_begin
-        keras.callbacks.CSVLogger(str(run_dir / "training_log.csv"), append=True),
-        keras.callbacks.TensorBoard(str(run_dir / "logs"), write_graph=False),
-        _MallocSettings(),
+        RunLogs([run_dir], own_logs=True),
+        MallocSettings(),
     ]
-
-
-def _StartStep():
-    """A callback that reads the optimizer's step once training begins, after
-    BackupAndRestore: the step the training stream must start from."""
-    import keras
-
-    class StartStep(keras.callbacks.Callback):
-        step = 0
-
-        def on_train_begin(self, logs=None):
-            self.step = int(self.model.optimizer.iterations.numpy())
-
-    return StartStep()
-
-
-def _RunLogs(run_dirs: list[Path]):
-    """A callback that gives each run trained together its own training log and TensorBoard
-    events: run h's ``loss`` is its head's loss (``loss_h`` of the trainer's logs), as the run
-    alone would log it."""
-    import keras
-
-    class RunLogs(keras.callbacks.Callback):
-        def __init__(self):
-            super().__init__()
-            self.members = [
-                [keras.callbacks.CSVLogger(str(d / "training_log.csv"), append=True),
-                 keras.callbacks.TensorBoard(str(d / "logs"), write_graph=False)]
-                for d in run_dirs
-            ]
-
-        def set_model(self, model):
-            super().set_model(model)
-            for member in self.members:
-                for callback in member:
-                    callback.set_model(model)
-
-        def on_train_begin(self, logs=None):
-            for member in self.members:
-                for callback in member:
-                    callback.on_train_begin()
-
-        def on_epoch_begin(self, epoch, logs=None):
-            for member in self.members:
-                for callback in member:
-                    callback.on_epoch_begin(epoch)
-
-        def on_epoch_end(self, epoch, logs=None):
-            for h, member in enumerate(self.members):
-                own = {"loss": logs[f"loss_{h}"]}
-                for callback in member:
-                    callback.on_epoch_end(epoch, own)
-
-        def on_train_end(self, logs=None):
-            for member in self.members:
-                for callback in member:
-                    callback.on_train_end()
-
-    return RunLogs()
-
-
-def _SaveHeads(heads, head, run_dirs: list[Path]):
-    """A callback that writes each run's trained head when training ends, in the layout of
-    ``head`` (a :func:`mlml_tf.model.build_head` model): before BackupAndRestore deletes its
-    checkpoint, so that a kill at any moment leaves one or the other."""
-    import keras
-
-    from mlml_tf.model import head_weights
-
-    class SaveHeads(keras.callbacks.Callback):
-        def on_train_end(self, logs=None):
-            for h, run_dir in enumerate(run_dirs):
-                head.set_weights(head_weights(heads, h))
-                with atomic_path(run_dir / HEAD_WEIGHTS) as tmp:
-                    head.save_weights(tmp)
-
-    return SaveHeads()
 
 
 def predict(model, cache: FeatureCache, rows: np.ndarray, from_logits: bool = True,
@@ -775,10 +622,19 @@ def _train_heads(data, cache: FeatureCache, runs: list[_Run], verbose, callbacks
 
     from mlml_tf.losses import WeightedBinaryCrossentropy
     from mlml_tf.model import build_head, build_heads
-    from mlml_tf.trainer import HeadTrainer, TrainingRows
+    from mlml_tf.trainer import (
+        AtomicBackupAndRestore,
+        HeadTrainer,
+        MallocSettings,
+        RunLogs,
+        SaveHeads,
+        StartStep,
+        TimedCallbacks,
+        TrainingRows,
+    )
 
     config, first = runs[0].config, runs[0]
-    start = _StartStep()
+    start = StartStep()
     with _timed(phases, "build"):
         rows = first.train_rows[first.fit_idx]
         keras.utils.set_random_seed(config.seed)
@@ -812,64 +668,20 @@ def _train_heads(data, cache: FeatureCache, runs: list[_Run], verbose, callbacks
             backup = first.run_dir / f"backup-together-{together[:16]}"
         fit_callbacks = [
             # Before BackupAndRestore, which deletes the checkpoint when training ends.
-            _SaveHeads(heads, build_head(cache.shape, labels.shape[-1], config.head, output),
-                       run_dirs),
-            _atomic_backup(str(backup), backup_minutes),
+            SaveHeads(heads, build_head(cache.shape, labels.shape[-1], config.head, output),
+                      [d / HEAD_WEIGHTS for d in run_dirs]),
+            AtomicBackupAndRestore(str(backup), backup_minutes),
             start,  # after BackupAndRestore, which restores the optimizer's step
-            _RunLogs(run_dirs),
-            _MallocSettings(),
+            RunLogs(run_dirs),
+            MallocSettings(),
             *callbacks,
         ]
         if phases is not None:
-            fit_callbacks = [_TimedCallbacks(fit_callbacks, phases)]
+            fit_callbacks = [TimedCallbacks(fit_callbacks, phases)]
     with _timed(phases, "fit"):
         trainer.fit(stream, epochs=config.epochs, steps_per_epoch=steps, verbose=verbose,
                     shuffle=False, callbacks=fit_callbacks)
     return steps
-
-
-def _TimedCallbacks(callbacks: list, phases: dict):
-    """``callbacks`` in one callback that adds the seconds spent in them to
-    ``phases["callbacks"]`` and the seconds of each epoch's step loop to ``phases["epochs"]``."""
-    import keras
-
-    class TimedCallbacks(keras.callbacks.Callback):
-        def set_model(self, model):
-            for callback in callbacks:
-                callback.set_model(model)
-
-        def set_params(self, params):
-            for callback in callbacks:
-                callback.set_params(params)
-
-        def _call(self, hook: str, *args):
-            begin = time.perf_counter()
-            for callback in callbacks:
-                getattr(callback, hook)(*args)
-            end = time.perf_counter()
-            phases["callbacks"] = phases.get("callbacks", 0.0) + end - begin
-            return begin, end
-
-        def on_train_begin(self, logs=None):
-            self._call("on_train_begin", logs)
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self._loop_start = self._call("on_epoch_begin", epoch, logs)[1]
-
-        def on_epoch_end(self, epoch, logs=None):
-            begin, _ = self._call("on_epoch_end", epoch, logs)
-            phases.setdefault("epochs", []).append(begin - self._loop_start)
-
-        def on_train_batch_begin(self, batch, logs=None):
-            self._call("on_train_batch_begin", batch, logs)
-
-        def on_train_batch_end(self, batch, logs=None):
-            self._call("on_train_batch_end", batch, logs)
-
-        def on_train_end(self, logs=None):
-            self._call("on_train_end", logs)
-
-    return TimedCallbacks()
 
 
 def _finish(run: _Run, head, cache: FeatureCache, steps: int, extra: dict | None,

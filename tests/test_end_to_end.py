@@ -10,7 +10,7 @@ from PIL import Image
 
 keras = pytest.importorskip("keras")
 
-from mlml_tf import end_to_end  # noqa: E402
+from mlml_tf import trainer  # noqa: E402
 from mlml_tf.end_to_end import (  # noqa: E402
     faithful_image_model,
     image_run_digest,
@@ -161,7 +161,7 @@ class Killed(Exception):
 def test_a_run_killed_after_an_epoch_resumes_to_the_same_bytes(folder, reference, tmp_path,
                                                                monkeypatch):
     run_dir, _, _ = reference
-    start_step = end_to_end._StartStep
+    start_step = trainer.StartStep
 
     def killed_after_first_epoch():
         callback = start_step()
@@ -173,7 +173,7 @@ def test_a_run_killed_after_an_epoch_resumes_to_the_same_bytes(folder, reference
         return callback
 
     with monkeypatch.context() as patch:
-        patch.setattr(end_to_end, "_StartStep", killed_after_first_epoch)
+        patch.setattr(trainer, "StartStep", killed_after_first_epoch)
         with pytest.raises(Killed):
             run(folder, tmp_path / "killed")
     assert (tmp_path / "killed" / "backup").is_dir()
