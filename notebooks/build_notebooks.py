@@ -429,7 +429,7 @@ def training(method: str, dataset: str) -> nbformat.NotebookNode:
         images = '"/content/drive/MyDrive/NUS-WIDE"  # NUS-WIDE (images.csv starts at Flickr/)'
     option_names = ["images", "backbone", "weights", "image_size", "scaling", "head",
                     "batch_size", "learning_rate", "lr_schedule", "steps_per_epoch",
-                    "pos_weight_source",
+                    "pos_weight_source", "mixed_precision", "together",
                     *(["cb_source"] if cb else []), "seed"]
     options = "".join(f"    {o}={o.upper()},\n" for o in option_names)
     weight_options = "pos_weight_source=POS_WEIGHT_SOURCE" + (", cb_source=CB_SOURCE" if cb else "")
@@ -457,6 +457,13 @@ def training(method: str, dataset: str) -> nbformat.NotebookNode:
         norm on batch statistics included: the backbone then runs at every step, with no
         feature cache (about 70 GPU-minutes per run).
         """, """
+        The runs of a fold (here the four ratios) read the same training rows in the same
+        order, so they train side by side in one model, one head per run, each to the result
+        it gets alone; `TOGETHER` caps how many (by default as many as a quarter of the
+        machine's memory holds; 1 trains them one by one). `MIXED_PRECISION = True` lets the
+        heads compute in float16 on a GPU with tensor cores; it is off by default because the
+        paper's arithmetic is float32.
+        """, """
         `CB_SOURCE = "oracle"` counts the confidence weights over the complete labels of the
         whole set, train and test rows of every fold, as the original's weight file did;
         `"file"` reads the authors' own `negative_weights_global.csv` from the data folder;
@@ -482,6 +489,8 @@ def training(method: str, dataset: str) -> nbformat.NotebookNode:
         SCALING = "imagenet"  # the original's (x/255 - mean) / std; "inception": [-1, 1]
         HEAD = "original"  # "gap": average the feature map first (a far smaller head)
         POS_WEIGHT_SOURCE = "run"  # P from each run's training labels; "original": fold 1
+        MIXED_PRECISION = False  # True: heads in float16 on a GPU (the paper's is float32)
+        TOGETHER = None  # runs of a fold side by side; None: as many as memory holds; 1: alone
         """, 'CB_SOURCE = "observed"  # eq. 3 over the observed labels; "oracle"; "file"'
              if cb else "", "SEED = 0", parameters=True),
         *machine_cells(needs_gpu=True),
