@@ -9,7 +9,9 @@ features of the head's shape in a feature cache) are trained twice: side by side
 * ``build``: the model, its optimizer, the input stream and the features held in memory;
 * ``first epoch``: the first call of the compiled step loop, tracing included;
 * ``steps``: the other epochs' step loops;
-* ``callbacks``: checkpoint, training logs, TensorBoard, at every epoch end;
+* ``callbacks``: training logs, TensorBoard, checkpoints (at most every 10 minutes) and, when
+  training ends, each run's head file;
+* ``fit, other``: what Keras' ``fit`` spends outside the step loops and the callbacks;
 * ``predict``: the test rows through each trained head;
 * ``results``: the result files of each run.
 
@@ -62,7 +64,8 @@ def feature_cache(root: Path, frame, shape):
                                settings={"bench": 1}, progress=False)
 
 
-def summarize(phases: dict, wall: float, steps: int) -> dict:
+def summarize(phases: dict, wall: float, steps: int, n_runs: int) -> dict:
+    """The phases of runs trained side by side; ``step`` is one run's share of a step."""
     epochs = phases["epochs"]
     later = sum(epochs[1:])
     return {
@@ -73,8 +76,9 @@ def summarize(phases: dict, wall: float, steps: int) -> dict:
         "callbacks": phases.get("callbacks", 0.0),
         "predict": phases.get("predict", 0.0),
         "results": phases.get("results", 0.0),
+        "fit, other": phases["fit"] - sum(epochs) - phases.get("callbacks", 0.0),
         "whole": wall,
-        "step": later / (steps * (len(epochs) - 1)),
+        "step": later / (steps * (len(epochs) - 1)) / n_runs,
     }
 
 
@@ -123,7 +127,7 @@ def main() -> None:
         stream = stream_seconds(cache, root, configs[0], steps)
         arithmetic = arithmetic_step(shape, n_classes, n)
 
-    a = summarize(together, wall_together, steps)
+    a = summarize(together, wall_together, steps, n)
     # The first epoch of each run holds its tracing.
     epochs = alone["epochs"]
     per_run = args.epochs
@@ -132,15 +136,17 @@ def main() -> None:
     b = {
         "prepare": alone["prepare"], "build": alone["build"], "first epoch": firsts,
         "steps": later, "callbacks": alone.get("callbacks", 0.0), "predict": alone["predict"],
-        "results": alone["results"], "whole": wall_alone,
+        "results": alone["results"],
+        "fit, other": alone["fit"] - sum(epochs) - alone.get("callbacks", 0.0),
+        "whole": wall_alone,
         "step": later / (steps * (per_run - 1) * n),
     }
     print(f"head {args.head}: features {shape}, {n_classes} classes, {n_rows} rows, "
           f"{n} runs (3 methods x ratios {ratios}) of fold 1, {steps} steps x {args.epochs} "
           "epochs each")
     print(f"{'phase':<14}{'side by side':>14}{'one by one':>14}   seconds, all runs")
-    for key in ("prepare", "build", "first epoch", "steps", "callbacks", "predict", "results",
-                "whole"):
+    for key in ("prepare", "build", "first epoch", "steps", "callbacks", "fit, other", "predict",
+                "results", "whole"):
         print(f"{key:<14}{a[key]:>14.2f}{b[key]:>14.2f}")
     for name, r in (("side by side", a), ("one by one", b)):
         fixed = r["whole"] - r["step"] * n * steps * args.epochs

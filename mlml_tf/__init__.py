@@ -21,7 +21,7 @@ from mlml_tf.labels import (
 )
 from mlml_tf.layout import read_run_labels, read_table, split
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 # Names served from the Keras layer on first access (PEP 562).
 _LAZY = {
@@ -32,6 +32,7 @@ _LAZY = {
     "entry_weights": "mlml_tf.losses",
     "build_model": "mlml_tf.model",
     "build_head": "mlml_tf.model",
+    "build_heads": "mlml_tf.model",
     "build_backbone": "mlml_tf.model",
     "feature_extractor": "mlml_tf.model",
     "saved_model_backbone": "mlml_tf.model",
@@ -39,6 +40,7 @@ _LAZY = {
     "scale_images": "mlml_tf.inputs",
     "RunConfig": "mlml_tf.train",
     "train_run": "mlml_tf.train",
+    "train_runs": "mlml_tf.train",
     "run_grid": "mlml_tf.grid",
 }
 

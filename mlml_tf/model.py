@@ -240,11 +240,13 @@ class SideBySideHeads(keras.layers.Layer):
     def build(self, input_shape) -> None:
         first, *rest = self.units
         h = self.n_heads
-        self.kernels = [self.add_weight((int(input_shape[-1]), h * first), name="kernel_0")]
-        self.biases = [self.add_weight((h * first,), name="bias_0")]
+        # Zeros: build_heads copies each head's start into place.
+        self.kernels = [self.add_weight((int(input_shape[-1]), h * first), "zeros",
+                                        name="kernel_0")]
+        self.biases = [self.add_weight((h * first,), "zeros", name="bias_0")]
         for i, (fan_in, units) in enumerate(zip(self.units, rest, strict=False), start=1):
-            self.kernels.append(self.add_weight((h, fan_in, units), name=f"kernel_{i}"))
-            self.biases.append(self.add_weight((h, 1, units), name=f"bias_{i}"))
+            self.kernels.append(self.add_weight((h, fan_in, units), "zeros", name=f"kernel_{i}"))
+            self.biases.append(self.add_weight((h, 1, units), "zeros", name=f"bias_{i}"))
 
     def call(self, x):
         x = ops.matmul(x, self.kernels[0]) + self.biases[0]
@@ -286,7 +288,7 @@ def build_heads(
     features_shape: Sequence[int | None],
     num_classes: int,
     n_heads: int,
-    head: str = "original",
+    head: str | keras.Model = "original",
     output: str = "logits",
     seed: int | None = 0,
     dtype=None,
@@ -294,10 +296,11 @@ def build_heads(
     """``n_heads`` heads of :func:`build_head`, side by side in one model: features -> (B, H, C).
 
     Every head starts from the weights that ``build_head(features_shape, num_classes, head,
-    output, seed)`` draws, so head h trained on run h's labels and weights follows the run
-    trained alone (see :class:`SideBySideHeads`). :func:`head_weights` takes one head out, in
-    :func:`build_head`'s layout. ``dtype``: a Keras dtype policy for the heads' layers, e.g.
-    ``"mixed_float16"`` (float16 arithmetic on float32 variables); the output is float32.
+    output, seed)`` draws, or from those of ``head`` if it is a :func:`build_head` model (whose
+    layout and output it then takes), so head h trained on run h's labels and weights follows
+    the run trained alone (see :class:`SideBySideHeads`). :func:`head_weights` takes one head
+    out, in :func:`build_head`'s layout. ``dtype``: a Keras dtype policy for the heads' layers,
+    e.g. ``"mixed_float16"`` (float16 arithmetic on float32 variables); the output is float32.
 
     Returns:
         A ``keras.Model`` named "heads" with output shape (None, n_heads, num_classes).
@@ -309,7 +312,13 @@ def build_heads(
     """
     if int(n_heads) < 1:
         raise DataError(f"n_heads must be at least 1, got {n_heads}")
-    single = build_head(features_shape, num_classes, head, output, seed)
+    if isinstance(head, keras.Layer):
+        single = head
+        names = {layer.name for layer in single.layers}
+        head = "original" if "flatten" in names else "gap"
+        output = "probabilities" if "probabilities" in names else "logits"
+    else:
+        single = build_head(features_shape, num_classes, head, output, seed)
     inputs, x = _head_input(features_shape, num_classes, head, output)
     stack = SideBySideHeads((*HEAD_UNITS, int(num_classes)), n_heads, name="side_by_side",
                             dtype=dtype)
@@ -319,11 +328,12 @@ def build_heads(
                                 name="probabilities" if output == "probabilities" else "output",
                                 dtype="float32")(x)
     model = keras.Model(inputs, x, name="heads")
-    values = [w.numpy() for w in single.weights]
-    tiled = [np.tile(values[0], (1, n_heads)), np.tile(values[1], n_heads)]
-    for kernel, bias in zip(values[2::2], values[3::2], strict=True):
-        tiled += [np.stack([kernel] * n_heads), np.stack([bias[None]] * n_heads)]
-    stack.set_weights(tiled)
+    dense = [layer for layer in single.layers if isinstance(layer, keras.layers.Dense)]
+    stack.kernels[0].assign(ops.tile(dense[0].kernel, (1, n_heads)))
+    stack.biases[0].assign(ops.tile(dense[0].bias, (n_heads,)))
+    for layer, kernel, bias in zip(dense[1:], stack.kernels[1:], stack.biases[1:], strict=True):
+        kernel.assign(ops.repeat(layer.kernel[None], n_heads, axis=0))
+        bias.assign(ops.repeat(layer.bias[None, None], n_heads, axis=0))
     return model
 
 
@@ -340,13 +350,11 @@ def head_weights(heads: keras.Model, index: int) -> list[np.ndarray]:
     """The weights of head ``index`` of a :func:`build_heads` model, as :func:`build_head`'s
     ``set_weights`` takes them."""
     stack = heads.get_layer("side_by_side")
-    first = stack.units[0]
-    values = [w.numpy() for w in stack.weights]
-    out = [values[0][:, index * first : (index + 1) * first],
-           values[1][index * first : (index + 1) * first]]
-    for kernel, bias in zip(values[2::2], values[3::2], strict=True):
+    cut = slice(index * stack.units[0], (index + 1) * stack.units[0])
+    out = [stack.kernels[0][:, cut], stack.biases[0][cut]]
+    for kernel, bias in zip(stack.kernels[1:], stack.biases[1:], strict=True):
         out += [kernel[index], bias[index, 0]]
-    return out
+    return [ops.convert_to_numpy(w) for w in out]
 
 
 def feature_extractor(

@@ -585,6 +585,8 @@ def train_runs(data: str | os.PathLike, cache: FeatureCache, runs, verbose: int 
     Returns:
         The metrics dictionary of each run, in order.
     """
+    import keras
+
     from mlml_tf.model import build_head
 
     with _timed(phases, "prepare"):
@@ -592,16 +594,21 @@ def train_runs(data: str | os.PathLike, cache: FeatureCache, runs, verbose: int 
         if len({together_key(r.config, r.data) for r in runs}) > 1:
             raise DataError("runs trained together must share their training rows and every "
                             f"setting but {', '.join(PER_HEAD_FIELDS)}")
+    first = runs[0].config
+    with _timed(phases, "build"):
+        keras.utils.set_random_seed(first.seed)
+        # One head of the original layout: every head's start, then the layout in which each
+        # trained head is written and read back to predict.
+        head = build_head(cache.shape, len(runs[0].data.classes), head=first.head,
+                          output="logits" if first.from_logits else "probabilities",
+                          seed=first.seed)
     # Killed after training but before the results were written: those heads are done.
     todo = [r for r in runs if not (r.run_dir / HEAD_WEIGHTS).exists()]
     if todo:
-        steps = _train_heads(data, cache, todo, verbose, callbacks, backup_minutes, phases)
+        steps = _train_heads(data, cache, todo, head, verbose, callbacks, backup_minutes,
+                             phases)
     else:
-        steps = step_count(len(runs[0].fit_idx), runs[0].config.batch_size,
-                           epoch_steps(data, runs[0].config))
-    first = runs[0].config
-    head = build_head(cache.shape, len(runs[0].data.classes), head=first.head,
-                      output="logits" if first.from_logits else "probabilities")
+        steps = step_count(len(runs[0].fit_idx), first.batch_size, epoch_steps(data, first))
     return [_finish(run, head, cache, steps, extra, phases) for run in runs]
 
 
@@ -615,13 +622,12 @@ def _timed(phases: dict | None, name: str):
             phases[name] = phases.get(name, 0.0) + time.perf_counter() - start
 
 
-def _train_heads(data, cache: FeatureCache, runs: list[_Run], verbose, callbacks,
+def _train_heads(data, cache: FeatureCache, runs: list[_Run], head, verbose, callbacks,
                  backup_minutes: float, phases: dict | None) -> int:
-    """Train the heads of ``runs`` side by side and write each one's ``head.weights.h5``."""
-    import keras
-
+    """Train the heads of ``runs`` side by side, each from the weights of ``head``, and write
+    each one's ``head.weights.h5``."""
     from mlml_tf.losses import WeightedBinaryCrossentropy
-    from mlml_tf.model import build_head, build_heads
+    from mlml_tf.model import build_heads
     from mlml_tf.trainer import (
         AtomicBackupAndRestore,
         HeadTrainer,
@@ -637,7 +643,6 @@ def _train_heads(data, cache: FeatureCache, runs: list[_Run], verbose, callbacks
     start = StartStep()
     with _timed(phases, "build"):
         rows = first.train_rows[first.fit_idx]
-        keras.utils.set_random_seed(config.seed)
         strategy = get_strategy(config.strategy)
         stream, steps, held = training_stream(
             cache, rows, config.batch_size, config.seed, start_step=lambda: start.step,
@@ -646,11 +651,10 @@ def _train_heads(data, cache: FeatureCache, runs: list[_Run], verbose, callbacks
         )
         labels = np.stack([r.data.train_labels[r.fit_idx] for r in runs], axis=1)
         weights = np.stack([r.data.weights[r.fit_idx] for r in runs], axis=1)
-        output = "logits" if config.from_logits else "probabilities"
         dtype = "mixed_float16" if config.mixed_precision else None
         with strategy.scope():
-            heads = build_heads(cache.shape, labels.shape[-1], len(runs), head=config.head,
-                                output=output, seed=config.seed, dtype=dtype)
+            heads = build_heads(cache.shape, labels.shape[-1], len(runs), head=head,
+                                dtype=dtype)
             trainer = HeadTrainer(heads, TrainingRows(labels, weights, held),
                                   WeightedBinaryCrossentropy(from_logits=config.from_logits),
                                   dtype=dtype)
@@ -668,8 +672,7 @@ def _train_heads(data, cache: FeatureCache, runs: list[_Run], verbose, callbacks
             backup = first.run_dir / f"backup-together-{together[:16]}"
         fit_callbacks = [
             # Before BackupAndRestore, which deletes the checkpoint when training ends.
-            SaveHeads(heads, build_head(cache.shape, labels.shape[-1], config.head, output),
-                      [d / HEAD_WEIGHTS for d in run_dirs]),
+            SaveHeads(heads, head, [d / HEAD_WEIGHTS for d in run_dirs]),
             AtomicBackupAndRestore(str(backup), backup_minutes),
             start,  # after BackupAndRestore, which restores the optimizer's step
             RunLogs(run_dirs),

@@ -742,6 +742,11 @@ ARGPARSE_ERRORS = [
     (["run", "--data", "{data}", "--out", "{out}", "--methods", "bce"], "invalid choice"),
     (["run", "--data", "{data}", "--out", "{out}", "--ratios", "0.5", "2"], "outside [0, 1)"),
     (["run", "--data", "{data}", "--out", "{out}", "--seed", "x"], "not a whole number"),
+    (["run", "--data", "{data}", "--out", "{out}", "--together", "0"], "must be at least 1"),
+    (["run", "--data", "{data}", "--out", "{out}", "--together", "all"], "not a whole number"),
+    (["run", "--data", "{data}", "--out", "{out}", "--backup-minutes", "-1"], "0 or more"),
+    (["run", "--data", "{data}", "--out", "{out}", "--backup-minutes", "inf"], "0 or more"),
+    (["run", "--data", "{data}", "--out", "{out}", "--jit-compile", "yes"], "invalid choice"),
     (["run", "--data", "{data}"], "required: --out"),
     ([], "required: command"),
 ]
