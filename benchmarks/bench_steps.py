@@ -30,21 +30,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from bench_run_phases import data_folder, feature_cache
 
 SHAPES = {"demo": ((6, 6, 32), 10), "paper": ((5, 5, 1536), 80)}
-
-
-def data_folder(root: Path, n_rows: int, n_classes: int, seed: int = 0):
-    from mlml_tf.layout import split, write_groundtruth
-
-    rng = np.random.default_rng(seed)
-    labels = (rng.random((n_rows, n_classes)) < 0.3).astype(np.uint8)
-    labels[np.arange(n_rows), rng.integers(0, n_classes, n_rows)] = 1
-    frame = pd.DataFrame(labels, index=[f"i{k}" for k in range(n_rows)],
-                         columns=[f"c{c}" for c in range(n_classes)])
-    write_groundtruth(root / "data", frame)
-    split(root / "data", ratios=[0.5], seed=seed)
-    return frame
 
 
 def main() -> None:
@@ -59,7 +47,6 @@ def main() -> None:
     import keras
     import tensorflow as tf
 
-    from mlml_tf.cache import build_feature_cache
     from mlml_tf.layout import read_run_labels
     from mlml_tf.losses import WeightedBinaryCrossentropy
     from mlml_tf.model import build_head, build_heads
@@ -67,10 +54,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        frame = data_folder(root, n_rows, n_classes)
-        x = np.random.default_rng(1).normal(size=(n_rows, *shape)).astype(np.float32)
-        cache = build_feature_cache(root / "cache", frame.index, lambda: iter([x]),
-                                    lambda b: b, settings={"bench": 1}, progress=False)
+        frame = data_folder(root, n_rows, n_classes, [0.5])
+        cache = feature_cache(root, frame, shape)
         config = RunConfig(method="cb-wce", ratio=0.5, fold=1, epochs=args.epochs)
 
         steps = len(read_run_labels(root / "data", 0.5, 1)["train"]) // 32
@@ -78,7 +63,7 @@ def main() -> None:
         # layers) and for the one mlml-tf trains (one head of build_heads): the faster counts.
         keras.utils.set_random_seed(0)
         rng = np.random.default_rng(2)
-        xb = tf.constant(x[:32])
+        xb = tf.constant(cache.read(np.arange(32)))
         yb = tf.constant((rng.random((32, n_classes)) < 0.3).astype(np.float32))
         wb = tf.ones_like(yb)
         loss_fn = WeightedBinaryCrossentropy(from_logits=True)

@@ -596,6 +596,7 @@ def train_runs(data: str | os.PathLike, cache: FeatureCache, runs, verbose: int 
                             f"setting but {', '.join(PER_HEAD_FIELDS)}")
     first = runs[0].config
     with _timed(phases, "build"):
+        strategy = get_strategy(first.strategy)
         keras.utils.set_random_seed(first.seed)
         # One head of the original layout: every head's start, then the layout in which each
         # trained head is written and read back to predict.
@@ -605,11 +606,12 @@ def train_runs(data: str | os.PathLike, cache: FeatureCache, runs, verbose: int 
     # Killed after training but before the results were written: those heads are done.
     todo = [r for r in runs if not (r.run_dir / HEAD_WEIGHTS).exists()]
     if todo:
-        steps = _train_heads(data, cache, todo, head, verbose, callbacks, backup_minutes,
-                             phases)
+        steps = _train_heads(data, cache, todo, head, strategy, verbose, callbacks,
+                             backup_minutes, phases)
     else:
         steps = step_count(len(runs[0].fit_idx), first.batch_size, epoch_steps(data, first))
-    return [_finish(run, head, cache, steps, extra, phases) for run in runs]
+    info = {"feature_cache": cache.manifest["settings"], **(extra or {})}
+    return [_finish(run, head, cache, steps, strategy, info, phases) for run in runs]
 
 
 @contextlib.contextmanager
@@ -622,8 +624,8 @@ def _timed(phases: dict | None, name: str):
             phases[name] = phases.get(name, 0.0) + time.perf_counter() - start
 
 
-def _train_heads(data, cache: FeatureCache, runs: list[_Run], head, verbose, callbacks,
-                 backup_minutes: float, phases: dict | None) -> int:
+def _train_heads(data, cache: FeatureCache, runs: list[_Run], head, strategy, verbose,
+                 callbacks, backup_minutes: float, phases: dict | None) -> int:
     """Train the heads of ``runs`` side by side, each from the weights of ``head``, and write
     each one's ``head.weights.h5``."""
     from mlml_tf.losses import WeightedBinaryCrossentropy
@@ -643,7 +645,6 @@ def _train_heads(data, cache: FeatureCache, runs: list[_Run], head, verbose, cal
     start = StartStep()
     with _timed(phases, "build"):
         rows = first.train_rows[first.fit_idx]
-        strategy = get_strategy(config.strategy)
         stream, steps, held = training_stream(
             cache, rows, config.batch_size, config.seed, start_step=lambda: start.step,
             epochs=config.epochs, steps_per_epoch=epoch_steps(data, config),
@@ -687,7 +688,7 @@ def _train_heads(data, cache: FeatureCache, runs: list[_Run], head, verbose, cal
     return steps
 
 
-def _finish(run: _Run, head, cache: FeatureCache, steps: int, extra: dict | None,
+def _finish(run: _Run, head, cache: FeatureCache, steps: int, strategy, extra: dict,
             phases: dict | None) -> dict:
     """Predict with the run's trained head and write its results, ``complete.json`` last."""
     from mlml_tf.runs import write_run_outputs
@@ -705,12 +706,8 @@ def _finish(run: _Run, head, cache: FeatureCache, steps: int, extra: dict | None
             lambda idx: predict(head, cache, run.test_rows[idx], config.from_logits),
             run.data.test_labels, config)
     with _timed(phases, "results"):
-        info = {
-            **run_info(config, run.data, run.fit_idx, run.val_idx, steps,
-                       get_strategy(config.strategy), run.digest, run.dropped),
-            "feature_cache": cache.manifest["settings"],
-            **(extra or {}),
-        }
+        info = {**run_info(config, run.data, run.fit_idx, run.val_idx, steps, strategy,
+                           run.digest, run.dropped), **extra}
         metrics = write_run_outputs(run.run_dir, test_labels, probabilities, run.data.classes,
                                     thresholds=thresholds, extra=info)
         mark_complete(run.run_dir, run.digest, metrics)

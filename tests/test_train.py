@@ -1,6 +1,7 @@
 """One run and the grid, on a feature cache made from real COCO label rows."""
 
 import dataclasses
+import hashlib
 import json
 
 import numpy as np
@@ -178,3 +179,41 @@ def test_runs_trained_side_by_side_get_the_results_they_get_alone(data_and_cache
         train_runs(root / "data", cache,
                    [(tmp_path / "x1", configs[0], None),
                     (tmp_path / "x2", dataclasses.replace(configs[1], epochs=4), None)])
+
+
+def test_checkpoints_wait_for_backup_minutes_and_runs_of_0_2_keep_their_digest(
+        data_and_cache, tmp_path):
+    import keras
+
+    from mlml_tf.train import run_digest
+
+    root, cache, _ = data_and_cache
+    config = RunConfig(method="ce", ratio=0.5, fold=1, epochs=2, batch_size=16)
+    seen = {}
+
+    class Backups(keras.callbacks.Callback):
+        def __init__(self, run_dir):
+            super().__init__()
+            self.run_dir = run_dir
+
+        def on_epoch_end(self, epoch, logs=None):
+            seen.setdefault(self.run_dir.name, []).append(
+                (self.run_dir / "backup" / "latest.weights.h5").exists())
+
+    for name, minutes in (("every", 0), ("default", None)):
+        extra = {} if minutes is None else {"backup_minutes": minutes}
+        train_run(root / "data", cache, tmp_path / name, config, verbose=0,
+                  callbacks=[Backups(tmp_path / name)], **extra)
+        assert not (tmp_path / name / "backup").exists(), "deleted once the head is written"
+    assert seen == {"every": [True, True], "default": [False, False]}
+    # Settings added since 0.2 count in the digest only when they are not at their default.
+    run_data = load_run_data(root / "data", config)
+    old = {k: v for k, v in dataclasses.asdict(config).items()
+           if k not in ("mixed_precision", "jit_compile")}
+    content = {"config": old, "labels": run_data.label_digest,
+               "features": cache.manifest["ids_sha256"]
+               + json.dumps(cache.settings, sort_keys=True)}
+    assert run_digest(config, run_data, cache) == hashlib.sha256(
+        json.dumps(content, sort_keys=True).encode()).hexdigest()
+    assert run_digest(dataclasses.replace(config, mixed_precision=True), run_data, cache) != \
+        run_digest(config, run_data, cache)
