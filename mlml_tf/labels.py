@@ -1,7 +1,9 @@
 """Label arithmetic of the paper on numpy arrays: folds, hidden positives and loss weights.
 
 Layer 1 of the package: numpy only (no TensorFlow), no file I/O. Every function takes a
-(rows, classes) 0/1 array and, where chance enters, a ``seed``.
+(rows, classes) 0/1 array and, where chance enters, a ``seed``. Partial labels have three
+states (METHODS.md section 1): ``1`` annotated positive, ``0`` annotated negative, ``-1``
+unknown (:data:`UNKNOWN`, :func:`check_partial_labels`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from mlml_tf.errors import DataError
 PAPER_RATIOS: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75)
 #: Bounds of the class-balance weight P_c (SPEC section 6).
 CLASS_BALANCE_MIN, CLASS_BALANCE_MAX = 1, 10
+#: The label of an entry whose state is not known (neither annotated positive nor negative).
+UNKNOWN = -1
 
 
 def check_labels(labels: np.ndarray, name: str = "labels") -> np.ndarray:
@@ -30,6 +34,23 @@ def check_labels(labels: np.ndarray, name: str = "labels") -> np.ndarray:
         r, c = np.argwhere(bad)[0]
         raise DataError(f"{name}[{r}, {c}] = {arr[r, c].item()!r} is not 0 or 1")
     return arr.astype(bool)
+
+
+def check_partial_labels(labels: np.ndarray, name: str = "labels") -> np.ndarray:
+    """Return ``labels`` as a 2-D int8 array of 1, 0 and -1 (unknown), or raise DataError
+    naming the first entry that is none of them."""
+    arr = np.asarray(labels)
+    if arr.ndim != 2:
+        raise DataError(f"{name} must be a 2-D (rows, classes) array, got shape {arr.shape}")
+    if arr.dtype == bool:
+        return arr.astype(np.int8)
+    if not np.issubdtype(arr.dtype, np.number):
+        raise DataError(f"{name} must be numeric 1/0/-1, got dtype {arr.dtype}")
+    bad = ~((arr == 0) | (arr == 1) | (arr == UNKNOWN))
+    if bad.any():
+        r, c = np.argwhere(bad)[0]
+        raise DataError(f"{name}[{r}, {c}] = {arr[r, c].item()!r} is not 1, 0 or -1 (unknown)")
+    return arr.astype(np.int8)
 
 
 def check_ratio(ratio: float) -> float:

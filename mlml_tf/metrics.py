@@ -7,7 +7,9 @@ half-to-even rounding of 0.5 gives 0).
 ROC-AUC is undefined for a class whose ground truth has no positive or no negative. Such classes
 are left out of the macro and weighted averages and listed by name under
 ``"auc_undefined_classes"``; an average that cannot be computed at all is ``None``, never a
-silent NaN.
+silent NaN. mAP, the field's metric (METHODS.md section 4), is the mean over the classes with a
+positive of each class's average precision, x100; the classes without one are listed under
+``"map_undefined_classes"``.
 
 Example:
     >>> y = np.array([[1, 0], [0, 1], [1, 1], [0, 0]])
@@ -24,6 +26,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import (
     accuracy_score,
+    average_precision_score,
     f1_score,
     hamming_loss,
     precision_score,
@@ -32,7 +35,7 @@ from sklearn.metrics import (
 )
 
 from mlml_tf.errors import DataError
-from mlml_tf.labels import check_labels
+from mlml_tf.labels import UNKNOWN, check_labels, check_partial_labels
 
 #: Default decision threshold (SPEC 7).
 DEFAULT_THRESHOLD = 0.5
@@ -40,6 +43,7 @@ DEFAULT_THRESHOLD = 0.5
 THRESHOLD_GRID = np.arange(0, 1, 0.01)
 #: The scalar metrics of :func:`evaluate`, in the order tables show them.
 SCORE_KEYS: tuple[str, ...] = (
+    "map",
     "precision_micro",
     "recall_micro",
     "f1_micro",
@@ -57,6 +61,7 @@ REPORT_COLUMNS: tuple[str, ...] = (
     "true_negative_rate",
     "auc",
     "auc_defined",
+    "average_precision",
     "precision",
     "recall",
     "f1",
@@ -90,6 +95,41 @@ def check_predictions(y_true: np.ndarray, y_prob: np.ndarray) -> tuple[np.ndarra
         r, c = np.argwhere(bad)[0]
         raise DataError(f"y_prob[{r}, {c}] = {prob[r, c].item()!r} is not a probability in [0, 1]")
     return truth, prob
+
+
+def average_precisions(y_true: np.ndarray, y_prob: np.ndarray) -> np.ndarray:
+    """The average precision of each class (non-interpolated, as scikit-learn's
+    ``average_precision_score``), NaN for a class with no positive.
+
+    ``y_true`` may hold -1 (unknown): those entries are left out of their class's ranking,
+    which makes this the partial AP of partially annotated test sets.
+    """
+    truth = check_partial_labels(y_true, "y_true")
+    _, prob = check_predictions(truth != 0, y_prob)
+    ap = np.full(truth.shape[1], np.nan)
+    for c in range(truth.shape[1]):
+        known = truth[:, c] != UNKNOWN
+        positive = truth[known, c] == 1
+        if positive.any():
+            ap[c] = average_precision_score(positive, prob[known, c])
+    return ap
+
+
+def mean_average_precision(y_true: np.ndarray, y_prob: np.ndarray) -> float | None:
+    """mAP x100, as the field reports it: the mean of :func:`average_precisions` over the
+    classes with at least one positive (the others are left out, never averaged as 0), or None
+    when no class has one. Entries of ``y_true`` equal to -1 are left out of their class's
+    ranking (the partial mAP).
+
+    Example:
+        >>> y = np.array([[1, 0], [0, 1], [1, -1], [0, 0]])
+        >>> p = np.array([[0.9, 0.2], [0.1, 0.7], [0.6, 0.8], [0.7, 0.1]])
+        >>> round(mean_average_precision(y, p), 2)
+        91.67
+    """
+    ap = average_precisions(y_true, y_prob)
+    defined = np.isfinite(ap)
+    return float(100 * ap[defined].mean()) if defined.any() else None
 
 
 def _thresholds(threshold: float | Sequence[float] | np.ndarray, n_classes: int) -> np.ndarray:
@@ -195,13 +235,14 @@ def evaluate(
             (:func:`faithful_truncation`); by default every row is scored.
 
     Returns:
-        A JSON-ready dict: ``precision_micro``, ``recall_micro``, ``f1_micro`` (scikit-learn,
+        A JSON-ready dict: ``map`` (:func:`mean_average_precision`, x100; ``None`` where no
+        class has a positive), ``precision_micro``, ``recall_micro``, ``f1_micro`` (scikit-learn,
         0 where undefined), ``roc_auc_micro``, ``roc_auc_macro``, ``roc_auc_weighted`` (``None``
         where undefined; macro and weighted over the classes with a defined AUC only),
         ``exact_match_accuracy`` (subset accuracy), ``hamming_loss``, ``auc_undefined_classes``
-        (names), ``threshold`` (number or per-class list), and counts: ``n_samples``,
-        ``n_classes``, ``n_positive_labels``, ``n_predicted_positive``, ``true_positives``,
-        ``false_positives``, ``false_negatives``, ``true_negatives``.
+        and ``map_undefined_classes`` (names), ``threshold`` (number or per-class list), and
+        counts: ``n_samples``, ``n_classes``, ``n_positive_labels``, ``n_predicted_positive``,
+        ``true_positives``, ``false_positives``, ``false_negatives``, ``true_negatives``.
     """
     truth, prob, names, t, pred = _scored(y_true, y_prob, class_names, threshold, faithful)
     n, c = truth.shape
@@ -209,10 +250,12 @@ def evaluate(
 
     auc = _per_class_auc(truth, prob)
     defined = np.isfinite(auc)
+    ap = average_precisions(truth, prob)
     support = truth.sum(axis=0)
     micro_defined = 0 < truth.sum() < truth.size
     scalar = np.ndim(threshold) == 0
     return {
+        "map": float(100 * ap[np.isfinite(ap)].mean()) if np.isfinite(ap).any() else None,
         "precision_micro": float(precision_score(truth, pred, average="micro", zero_division=0)),
         "recall_micro": float(recall_score(truth, pred, average="micro", zero_division=0)),
         "f1_micro": float(f1_score(truth, pred, average="micro", zero_division=0)),
@@ -224,6 +267,7 @@ def evaluate(
         "exact_match_accuracy": float(accuracy_score(truth, pred)),
         "hamming_loss": float(hamming_loss(truth, pred)),
         "auc_undefined_classes": [names[i] for i in np.flatnonzero(~defined)],
+        "map_undefined_classes": [names[i] for i in np.flatnonzero(~np.isfinite(ap))],
         "threshold": float(t[0]) if scalar else [float(x) for x in t],
         "n_samples": int(n),
         "n_classes": int(c),
@@ -251,7 +295,8 @@ def per_class_report(
     Returns:
         A DataFrame indexed by class name (index name ``"class"``) with the columns of
         ``REPORT_COLUMNS``: ``positive_rate``, ``accuracy``, ``true_positive_rate``,
-        ``true_negative_rate``, ``auc``, ``auc_defined``, ``precision``, ``recall``, ``f1``,
+        ``true_negative_rate``, ``auc``, ``auc_defined``, ``average_precision`` (NaN for a class
+        with no positive), ``precision``, ``recall``, ``f1``,
         ``kappa`` (Cohen's), ``support`` (positives in ``y_true``), the four confusion counts and
         ``threshold``. A class with no positive (no negative) has NaN ``true_positive_rate``
         (``true_negative_rate``) and AUC, and ``auc_defined`` False. Precision, recall and F1 are
@@ -279,6 +324,7 @@ def per_class_report(
             "true_negative_rate": ratio(tn, tn + fp, np.nan),
             "auc": auc,
             "auc_defined": np.isfinite(auc),
+            "average_precision": average_precisions(truth, prob),
             "precision": ratio(tp, tp + fp, 0.0),
             "recall": ratio(tp, tp + fn, 0.0),
             "f1": ratio(2 * tp, 2 * tp + fp + fn, 0.0),

@@ -41,11 +41,16 @@ __all__ = [
     "METRIC_LABELS", "PAPER_METRICS", "PREDICTIONS", "REPORT", "collect_runs",
     "experiment_name", "format_table_markdown", "parse_experiment_name", "plot_metric_boxplots",
     "plot_true_positives", "POSITIVE_SAMPLES", "read_predictions", "read_run", "run_layout",
-    "save_figure", "summary_table", "true_positives_table", "write_run_outputs",
+    "save_figure", "summary_table", "TABLE_METRICS", "true_positives_table",
+    "write_run_outputs",
 ]
 
 #: The metrics of the paper's Figures 1 and 2, in the paper's order: recall, precision, F1, AUC.
 PAPER_METRICS: tuple[str, ...] = ("recall_micro", "precision_micro", "f1_micro", "roc_auc_micro")
+#: What tables and figures show: the field's mAP beside the paper's micro metrics.
+TABLE_METRICS: tuple[str, ...] = ("map", *PAPER_METRICS)
+#: Decimals of a metric in a table: mAP is on the field's 0-100 scale.
+_DIGITS = {"map": 2}
 #: The published figures' colours: seaborn's "Blues" palette of three.
 _METHOD_COLORS = {"ce": "#c6dbef", "im-wce": "#6aaed6", "cb-wce": "#2070b4"}
 
@@ -116,13 +121,13 @@ def collect_runs(root: str | os.PathLike, ratios: Sequence[float] = PAPER_RATIOS
 
 
 def summary_table(
-    df: pd.DataFrame, metrics: Sequence[str] = PAPER_METRICS, ddof: int = 1
+    df: pd.DataFrame, metrics: Sequence[str] = TABLE_METRICS, ddof: int = 1
 ) -> pd.DataFrame:
     """Mean and standard deviation over folds, per method and ratio.
 
     Args:
         df: runs as :func:`collect_runs` returns them.
-        metrics: metric columns to summarize; default micro recall, precision, F1, ROC-AUC.
+        metrics: metric columns to summarize; default mAP, micro recall, precision, F1, ROC-AUC.
         ddof: delta degrees of freedom of the standard deviation; 1 (the sample standard
             deviation, pandas' default) or 0 (numpy's default).
 
@@ -145,7 +150,8 @@ def summary_table(
 
 
 def format_table_markdown(table: pd.DataFrame, digits: int = 4) -> str:
-    """A Markdown table of :func:`summary_table`: one "mean ± std" cell per metric."""
+    """A Markdown table of :func:`summary_table`: one "mean ± std" cell per metric, with
+    ``digits`` decimals (mAP, on the 0-100 scale, with 2)."""
     metrics = [m for m in dict.fromkeys(table.columns.get_level_values(0)) if m != "folds"]
     header = ["Method", "Ratio", *[METRIC_LABELS.get(m, m) for m in metrics], "Folds"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -153,9 +159,10 @@ def format_table_markdown(table: pd.DataFrame, digits: int = 4) -> str:
         cells = [METHOD_LABELS.get(method, method), ratio_text(ratio)]
         for m in metrics:
             mean, std = row[(m, "mean")], row[(m, "std")]
-            text = "n/a" if pd.isna(mean) else f"{mean:.{digits}f}"
+            d = _DIGITS.get(m, digits)
+            text = "n/a" if pd.isna(mean) else f"{mean:.{d}f}"
             if not pd.isna(mean) and not pd.isna(std):
-                text += f" ± {std:.{digits}f}"
+                text += f" ± {std:.{d}f}"
             cells.append(text)
         cells.append(str(int(row[("folds", "count")])))
         lines.append("| " + " | ".join(cells) + " |")
@@ -185,7 +192,7 @@ def _legend_handles(methods: list[str]):
 
 
 def plot_metric_boxplots(
-    df: pd.DataFrame, out_stem: str | os.PathLike, metrics: Sequence[str] = PAPER_METRICS
+    df: pd.DataFrame, out_stem: str | os.PathLike, metrics: Sequence[str] = TABLE_METRICS
 ) -> list[Path]:
     """Figures 1 and 2 of the paper: one box plot per metric, x = ratio, hue = method.
 
@@ -195,7 +202,8 @@ def plot_metric_boxplots(
     Args:
         df: runs as :func:`collect_runs` returns them.
         out_stem: path without extension; ``<out_stem>.png`` and ``<out_stem>.pdf`` are written.
-        metrics: one panel each, default recall, precision, F1, ROC-AUC (micro).
+        metrics: one panel each, default mAP, then the paper's recall, precision, F1 and
+            ROC-AUC (micro); ``PAPER_METRICS`` draws the paper's four alone.
 
     Returns:
         The written paths, PNG then PDF.

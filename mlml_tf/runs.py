@@ -61,6 +61,7 @@ EXPERIMENT_TEMPLATES: dict[str, dict[str, str]] = {
 #: The data sets whose experiment names the original used; any other data set is named as COCO.
 NAMING: tuple[str, ...] = tuple(EXPERIMENT_TEMPLATES)
 METRIC_LABELS: dict[str, str] = {
+    "map": "mAP",
     "precision_micro": "Precision",
     "recall_micro": "Recall",
     "f1_micro": "F1",
@@ -200,6 +201,9 @@ def evaluation_text(metrics: Mapping, extra: Mapping | None = None) -> str:
     undefined = metrics["auc_undefined_classes"]
     lines.append("ROC-AUC undefined (no positive or no negative in the ground truth) for: "
                  + (", ".join(undefined) if undefined else "no class"))
+    no_positive = metrics["map_undefined_classes"]
+    lines.append("Average precision undefined (no positive in the ground truth), left out of "
+                 "the mAP, for: " + (", ".join(no_positive) if no_positive else "no class"))
     lines += [
         f"Positive labels: {metrics['n_positive_labels']}",
         f"Predicted positives: {metrics['n_predicted_positive']}",
@@ -377,10 +381,14 @@ def _read_json(path: Path) -> dict:
     metrics, classes = document.get("metrics"), document.get("classes")
     if not isinstance(metrics, dict) or not isinstance(classes, list):
         raise DataError("needs a \"metrics\" object and a \"classes\" list", file=path)
-    missing = [key for key in SCORE_KEYS if key not in metrics]
+    missing = [key for key in SCORE_KEYS if key not in metrics and key not in _SINCE_0_2]
     if missing:
         raise DataError(f"metrics lack {', '.join(missing)}", file=path)
     return document
+
+
+#: Metrics that runs of mlml-tf 0.2 did not record: recomputed from their predictions.
+_SINCE_0_2: tuple[str, ...] = ("map",)
 
 
 def read_run(run_dir: str | os.PathLike, class_names: Sequence[str] | None = None,
@@ -416,9 +424,12 @@ def read_run(run_dir: str | os.PathLike, class_names: Sequence[str] | None = Non
         classes = [str(c) for c in document["classes"]]
         metrics, extra = document["metrics"], document.get("extra") or {}
         per_class = None
-        if report:
+        if report or any(key not in metrics for key in _SINCE_0_2):
             truth, prob = read_predictions(run_dir, classes)
-            per_class = per_class_report(truth, prob, classes, metrics["threshold"])
+            fresh = evaluate(truth, prob, classes, metrics["threshold"])
+            metrics = {**{k: fresh[k] for k in fresh if k not in metrics}, **metrics}
+            if report:
+                per_class = per_class_report(truth, prob, classes, metrics["threshold"])
     else:
         truth, prob = read_predictions(run_dir, class_names)
         classes = [str(c) for c in

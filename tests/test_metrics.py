@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import (
     accuracy_score,
+    average_precision_score,
     cohen_kappa_score,
     f1_score,
     hamming_loss,
@@ -18,8 +19,10 @@ from sklearn.metrics import (
 from mlml_tf import DataError
 from mlml_tf.metrics import (
     REPORT_COLUMNS,
+    average_precisions,
     evaluate,
     faithful_truncation,
+    mean_average_precision,
     per_class_report,
     tune_thresholds,
 )
@@ -204,3 +207,49 @@ def test_metrics_do_not_import_tensorflow():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_map_is_the_mean_of_scikit_learns_average_precision_over_classes_x100(coco_reference):
+    y = coco_reference.drop(columns="fold").to_numpy()[:2000, :20]
+    rng = np.random.default_rng(0)
+    p = np.clip(0.6 * y + rng.random(y.shape) * 0.7, 0, 1)
+    expected = 100 * average_precision_score(y, p, average="macro")
+    assert mean_average_precision(y, p) == pytest.approx(expected, rel=1e-12)
+    assert evaluate(y, p)["map"] == pytest.approx(expected, rel=1e-12)
+    report = per_class_report(y, p)
+    np.testing.assert_allclose(report["average_precision"],
+                               average_precision_score(y, p, average=None))
+
+
+def test_partial_map_leaves_unknown_entries_out_of_their_class_ranking():
+    y, p = random_predictions(3)
+    partial = y.copy()
+    rng = np.random.default_rng(4)
+    partial[rng.random(y.shape) < 0.3] = -1
+    ap = average_precisions(partial, p)
+    for c in range(y.shape[1]):
+        known = partial[:, c] != -1
+        assert ap[c] == pytest.approx(average_precision_score(y[known, c], p[known, c]))
+    assert mean_average_precision(partial, p) == pytest.approx(100 * ap.mean())
+
+
+def test_a_class_without_positive_is_named_and_left_out_of_the_map():
+    y, p = random_predictions(5)
+    y[:, 2] = 0
+    y[:, 4] = np.where(y[:, 4] == 1, -1, y[:, 4])  # its positives unknown: none left
+    ap = average_precisions(y, p)
+    assert np.isnan(ap[[2, 4]]).all() and np.isfinite(np.delete(ap, [2, 4])).all()
+    assert mean_average_precision(y, p) == pytest.approx(100 * np.delete(ap, [2, 4]).mean())
+    names = list("abcdefg")
+    metrics = evaluate(np.where(y == -1, 0, y), p, names)
+    assert metrics["map_undefined_classes"] == ["c", "e"]
+    assert mean_average_precision(np.zeros((3, 2)), np.full((3, 2), 0.5)) is None
+
+
+def test_map_refuses_labels_other_than_1_0_and_unknown():
+    y, p = random_predictions(6)
+    y[7, 3] = 2
+    with pytest.raises(DataError, match=r"y_true\[7, 3\] = 2 is not 1, 0 or -1"):
+        mean_average_precision(y, p)
+    with pytest.raises(DataError, match="shape"):
+        mean_average_precision(y[:, :3], p)

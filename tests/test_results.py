@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from mlml_tf import DataError
-from mlml_tf.metrics import SCORE_KEYS, evaluate, per_class_report
+from mlml_tf.metrics import SCORE_KEYS, evaluate, mean_average_precision, per_class_report
 from mlml_tf.results import (
     EXPERIMENT_TEMPLATES,
     GROUND_TRUTH,
@@ -187,13 +187,14 @@ def test_collect_runs_and_summary_table_on_a_grid(tmp_path):
         y, p = predictions(100 * METHODS.index(row.method) + 10 * row.fold + int(4 * row.ratio),
                            quality=0.5 - 0.4 * row.ratio + 0.05 * METHODS.index(row.method))
         assert row.f1_micro == pytest.approx(evaluate(y, p)["f1_micro"])
+        assert row.map == pytest.approx(mean_average_precision(y, p))
 
     table = summary_table(df)
     assert list(table.index) == [(m, r) for m in METHODS for r in (0.0, 0.5)]
     for method in METHODS:
         for ratio in (0.0, 0.5):
             sel = df[(df.method == method) & (df.ratio == ratio)]
-            for metric in PAPER_METRICS:
+            for metric in ("map", *PAPER_METRICS):
                 values = sel[metric].to_numpy()
                 assert table.loc[(method, ratio), (metric, "mean")] == \
                     pytest.approx(np.mean(values))
@@ -206,10 +207,11 @@ def test_collect_runs_and_summary_table_on_a_grid(tmp_path):
 
     md = format_table_markdown(table)
     lines = md.strip().split("\n")
-    assert lines[0] == "| Method | Ratio | Recall | Precision | F1 | ROC-AUC | Folds |"
+    assert lines[0] == "| Method | Ratio | mAP | Recall | Precision | F1 | ROC-AUC | Folds |"
     assert len(lines) == 2 + 6 and lines[2].startswith("| CE | 0.0 | ")
     mean = table.loc[("cb-wce", 0.5), ("f1_micro", "mean")]
     assert f"{mean:.4f} ± " in lines[-1]
+    assert f"| {table.loc[('cb-wce', 0.5), ('map', 'mean')]:.2f} ± " in lines[-1]
 
 
 def test_collect_runs_on_an_empty_or_missing_folder(tmp_path):
@@ -240,3 +242,17 @@ def test_figures_are_written_as_png_and_pdf(tmp_path):
     assert all(p.stat().st_size > 1000 for p in paths)
     with pytest.raises(DataError, match="ratio 0.25"):
         plot_true_positives(df, tmp_path / "none", ratio=0.25)
+
+
+def test_a_run_of_mlml_tf_0_2_gets_its_map_from_its_predictions(tmp_path):
+    y, p = predictions(1, quality=0.4)
+    classes = [f"c{j}" for j in range(y.shape[1])]
+    written = write_run_outputs(tmp_path / "run", y, p, classes)
+    path = tmp_path / "run" / METRICS
+    document = json.loads(path.read_text())
+    for key in ("map", "map_undefined_classes"):
+        del document["metrics"][key]
+    path.write_text(json.dumps(document))
+    run = read_run(tmp_path / "run", report=False)
+    assert run["metrics"]["map"] == pytest.approx(written["map"])
+    assert run["metrics"]["f1_micro"] == written["f1_micro"]
