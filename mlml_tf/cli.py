@@ -83,10 +83,33 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def _cmd_split(args: argparse.Namespace) -> int:
-    from mlml_tf.layout import split
+    from mlml_tf.labels import PAPER_RATIOS
+    from mlml_tf.layout import split, split_protocol
 
-    manifest = split(args.dir, n_folds=args.folds, ratios=args.ratios, seed=args.seed,
-                     scheme=args.scheme, order=args.order)
+    allowed = {"paper": ["--ratios"], "rps": ["--ratios"], "fpc": ["--count"],
+               "single-positive": []}[args.protocol]
+    given = [f"--{name}" for name in ("ratios", "count") if getattr(args, name)]
+    extra = [option for option in given if option not in allowed]
+    if extra:
+        raise DataError(f"--protocol {args.protocol} takes "
+                        f"{' or '.join(allowed) or 'neither --ratios nor --count'}, not {extra[0]}")
+    if args.protocol != "paper":
+        manifest = split_protocol(args.dir, args.protocol, args.ratios or args.count,
+                                  n_folds=args.folds, seed=args.seed, scheme=args.scheme,
+                                  order=args.order)
+        written = 0
+        for name, entry in manifest["protocols"].items():
+            if entry["protocol"] != args.protocol:
+                continue
+            written += len(entry["checksums"])
+            for k, c in entry["counts"].items():
+                print(f"{name} fold {k}: {c['train']} train / {c['test']} test rows; "
+                      f"{c['positive']} positive, {c['negative']} negative, {c['unknown']} "
+                      "unknown training entries")
+        print(f"{written} files written under {args.dir}")
+        return 0
+    manifest = split(args.dir, n_folds=args.folds, ratios=args.ratios or list(PAPER_RATIOS),
+                     seed=args.seed, scheme=args.scheme, order=args.order)
     counts = manifest["split"]["counts"]
     for k, c in counts.items():
         print(f"fold {k}: {c['train']} train / {c['test']} test rows; hidden "
@@ -287,7 +310,17 @@ def build_parser() -> argparse.ArgumentParser:
     spl = sub.add_parser("split", help="folds and missing labels in the original layout")
     spl.add_argument("dir", type=Path, help="data folder holding groundtruth.csv")
     spl.add_argument("--folds", type=_parse_positive_int, default=4)
-    spl.add_argument("--ratios", type=_parse_ratio, nargs="+", default=[0.0, 0.25, 0.5, 0.75])
+    spl.add_argument("--protocol", choices=["paper", "rps", "fpc", "single-positive"],
+                     default="paper",
+                     help="paper: hide positives (the original layout); rps: each entry unknown "
+                     "with probability r; fpc: n annotated positives and negatives per class; "
+                     "single-positive: one positive per row. The others are written beside the "
+                     "paper's, on the same folds")
+    spl.add_argument("--ratios", type=_parse_ratio, nargs="+", default=None,
+                     help="paper: hidden ratios (default 0 0.25 0.5 0.75); rps: unknown "
+                     "probabilities (default 0.5)")
+    spl.add_argument("--count", type=_parse_positive_int, nargs="+", default=None,
+                     help="fpc: annotated positives and negatives kept per class (default 1000)")
     spl.add_argument("--seed", type=_parse_seed, default=0)
     spl.add_argument("--scheme", choices=["halves", "kfold"], default="halves",
                      help="halves: the original's halves-then-quarters (power-of-two folds); "

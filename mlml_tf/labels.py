@@ -101,6 +101,90 @@ def hide_positives(
     return observed, hidden
 
 
+#: The protocols that simulate missing labels on complete training labels (METHODS.md section
+#: 2): the paper's (hidden positives become 0), random per sample (RPS), fixed per class (FPC)
+#: and single positive (the last three mark entries unknown, -1).
+PROTOCOLS: tuple[str, ...] = ("paper", "rps", "fpc", "single-positive")
+#: FPC's default count of annotated positives and negatives kept per class (CSL's COCO recipe).
+FPC_DEFAULT_COUNT = 1000
+
+
+def random_per_sample(labels: np.ndarray, ratio: float,
+                      seed: int | np.random.SeedSequence = 0) -> np.ndarray:
+    """RPS: every entry, positive or negative, becomes unknown with probability ``ratio``.
+
+    Args:
+        labels: (rows, classes) 0/1 complete labels.
+        ratio: the probability that an entry is unknown, in [0, 1).
+        seed: seed of the draw; for a fixed seed the unknown sets are nested across ratios.
+
+    Returns:
+        int8 partial labels: 1, 0, or -1 (:data:`UNKNOWN`).
+
+    Example:
+        >>> y = random_per_sample(np.ones((1000, 4), int), 0.5, seed=0)
+        >>> round(float((y == -1).mean()), 1)
+        0.5
+    """
+    full = check_labels(labels).astype(np.int8)
+    ratio = check_ratio(ratio)
+    full[np.random.default_rng(seed).random(full.shape) < ratio] = UNKNOWN
+    return full
+
+
+def fixed_per_class(labels: np.ndarray, count: int = FPC_DEFAULT_COUNT,
+                    seed: int | np.random.SeedSequence = 0) -> np.ndarray:
+    """FPC: per class, ``count`` annotated positives and ``count`` annotated negatives are kept,
+    drawn uniformly without replacement (all of them where a class has fewer); every other
+    entry becomes unknown. For a fixed seed the kept entries are nested across counts.
+
+    Returns:
+        int8 partial labels: 1, 0, or -1 (:data:`UNKNOWN`).
+
+    Example:
+        >>> y = fixed_per_class(np.eye(4, dtype=int).repeat(5, axis=0), count=2, seed=0)
+        >>> (y == 1).sum(axis=0).tolist(), (y == 0).sum(axis=0).tolist()
+        ([2, 2, 2, 2], [2, 2, 2, 2])
+    """
+    full = check_labels(labels)
+    if int(count) != count or count < 1:
+        raise DataError(f"the FPC count must be a whole number of at least 1, not {count!r}")
+    rng = np.random.default_rng(seed)
+    out = np.full(full.shape, UNKNOWN, dtype=np.int8)
+    for c in range(full.shape[1]):
+        for value in (True, False):
+            # The first ``count`` of a seeded permutation: nested across counts.
+            keep = rng.permutation(np.flatnonzero(full[:, c] == value))[: int(count)]
+            out[keep, c] = int(value)
+    return out
+
+
+def single_positive(labels: np.ndarray, seed: int | np.random.SeedSequence = 0) -> np.ndarray:
+    """Single positive: one positive per row is kept, drawn uniformly among the row's
+    positives; every other entry becomes unknown.
+
+    A row without a positive cannot keep one: it is refused with an error naming the row (the
+    protocol is defined on rows with at least one label, as COCO and NUS-WIDE's filtered sets).
+
+    Returns:
+        int8 partial labels: one 1 per row, -1 (:data:`UNKNOWN`) elsewhere.
+
+    Example:
+        >>> single_positive(np.array([[1, 1, 0], [0, 0, 1]]), seed=0)[1].tolist()
+        [-1, -1, 1]
+    """
+    full = check_labels(labels)
+    empty = np.flatnonzero(~full.any(axis=1))
+    if len(empty):
+        raise DataError(f"row {int(empty[0])} has no positive label to keep under single "
+                        f"positive ({len(empty)} rows without one)")
+    keys = np.random.default_rng(seed).random(full.shape)
+    keys[~full] = np.inf
+    out = np.full(full.shape, UNKNOWN, dtype=np.int8)
+    out[np.arange(full.shape[0]), np.argmin(keys, axis=1)] = 1
+    return out
+
+
 def ignore_missing_weights(hidden: np.ndarray) -> np.ndarray:
     """IM-WCE negative weights: 0 where a positive was hidden, 1 elsewhere (an oracle, SPEC 3)."""
     return (~check_labels(hidden, "hidden")).astype(np.float32)

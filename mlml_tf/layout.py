@@ -11,7 +11,12 @@ A data folder holds::
         test{k}_{t}.csv                     complete test labels of fold k
 
 with t = str(round(r, 1)) as the original wrote it: ratio 0.25 is ``missing_labels0.2/
-train1_0.2.csv``. The manifest keeps the exact ratios.
+train1_0.2.csv``. The manifest keeps the exact ratios. Beside them, the partial-label protocols
+of METHODS.md section 2 (``mlml-tf split --protocol rps|fpc|single-positive``) on the same folds::
+
+    rps{p}/ fpc{n}/ single_positive/
+        train{k}.csv                        training labels of fold k: 1, 0 or -1 (unknown)
+        test{k}.csv                         complete test labels of fold k
 
 Every table but ``positive_weights`` has the id as its first, unnamed column. The authors'
 published folders and the folders written here are read by the same code.
@@ -32,12 +37,17 @@ import pandas as pd
 
 from mlml_tf.errors import DataError, remove_stale_temporaries, write_bytes_atomic
 from mlml_tf.labels import (
+    FPC_DEFAULT_COUNT,
     PAPER_RATIOS,
+    PROTOCOLS,
     check_labels,
     check_ratio,
+    fixed_per_class,
     hide_positives,
     ignore_missing_weights,
     iterative_folds,
+    random_per_sample,
+    single_positive,
 )
 
 GROUNDTRUTH = "groundtruth.csv"
@@ -108,6 +118,43 @@ def run_files(root: str | os.PathLike, ratio: float, fold: int) -> dict[str, Pat
         if legacy["train"].exists():
             return legacy
     return files
+
+
+def protocol_folder(protocol: str, value: float | int | None = None) -> str:
+    """The folder of a protocol's files: ``rps0.5`` (RPS, the exact ratio), ``fpc1000`` (FPC,
+    the count), ``single_positive``; the paper's is :func:`ratio_folder`."""
+    if protocol == "paper":
+        return ratio_folder(value)
+    if protocol == "rps":
+        return f"rps{ratio_text(check_ratio(value))}"
+    if protocol == "fpc":
+        return f"fpc{int(value)}"
+    if protocol == "single-positive":
+        return "single_positive"
+    raise DataError(f"unknown protocol {protocol!r}; use one of {', '.join(PROTOCOLS)}")
+
+
+def protocol_files(root: str | os.PathLike, protocol: str, value: float | int | None,
+                   fold: int) -> dict[str, Path]:
+    """Paths of the training and test files of one fold under a protocol other than the
+    paper's."""
+    folder = Path(root) / protocol_folder(protocol, value)
+    return {"train": folder / f"train{fold}.csv", "test": folder / f"test{fold}.csv"}
+
+
+def read_protocol_labels(root: str | os.PathLike, protocol: str, value: float | int | None,
+                         fold: int) -> dict[str, pd.DataFrame]:
+    """Read and cross-check one fold of a protocol: ``train`` (int8: 1, 0, -1 unknown) and
+    ``test`` (complete, uint8)."""
+    files = protocol_files(root, protocol, value, fold)
+    train = read_table(files["train"], "partial")
+    test = read_table(files["test"], "labels")
+    check_same_table(train.iloc[:0], files["train"], test.iloc[:0], files["test"])
+    overlap = train.index.intersection(test.index)
+    if len(overlap):
+        raise DataError(f"id {overlap[0]!r} is in both {files['train'].name} and this test file",
+                        file=files["test"])
+    return {"train": train, "test": test}
 
 
 # --------------------------------------------------------------------------------------- reading
@@ -199,29 +246,43 @@ def _read_cells(path: Path, n_fields: int) -> pd.DataFrame:
     return frame
 
 
+#: What a cell of each kind of table may hold, as the error messages say it.
+_WANTED = {"labels": "0 or 1", "partial": "1, 0 or -1 (unknown)", "weights": "a number in [0, 1]"}
+
+
 def _to_values(cells: np.ndarray, columns: list[str], path: Path, kind: str) -> np.ndarray:
-    """Convert string cells to uint8 labels (kind 'labels') or float32 weights (kind 'weights')."""
+    """Convert string cells to uint8 labels (kind 'labels'), int8 partial labels 1 / 0 / -1
+    (kind 'partial') or float32 weights (kind 'weights')."""
+    dtype = {"labels": np.uint8, "partial": np.int8, "weights": np.float32}[kind]
     # Fast path: the usual file holds only the digits 0 and 1 (labels, IM-WCE weights).
     ones = cells == "1"
     if (ones | (cells == "0")).all():
-        return ones.astype(np.uint8 if kind == "labels" else np.float32)
+        return ones.astype(dtype)
+    if kind == "partial" and (ones | (cells == "0") | (cells == "-1")).all():
+        return np.where(cells == "-1", -1, ones).astype(dtype)
     for j, name in enumerate(columns):
         col = pd.to_numeric(pd.Series(cells[:, j]), errors="coerce").to_numpy(np.float64)
         bad = np.isnan(col)
         if kind == "labels":
             bad |= ~np.isin(col, (0.0, 1.0))
+        elif kind == "partial":
+            bad |= ~np.isin(col, (0.0, 1.0, -1.0))
         else:
             bad |= ~((col >= 0.0) & (col <= 1.0))
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             value = cells[i, j]
-            want = "0 or 1" if kind == "labels" else "a number in [0, 1]"
             shown = "an empty cell" if value.strip() == "" else f"value {str(value)!r}"
-            raise DataError(f"{shown} is not {want}", file=path, row=i + 2, column=name)
+            why = ""
+            if kind == "labels" and col[i] == -1:
+                why = (": files of the original layout hold no unknown entry (-1); unknown "
+                       "labels belong to a protocol's files (mlml-tf split --protocol)")
+            raise DataError(f"{shown} is not {_WANTED[kind]}{why}", file=path, row=i + 2,
+                            column=name)
     numbers = np.array(
         [pd.to_numeric(pd.Series(cells[:, j])).to_numpy(np.float64) for j in range(len(columns))]
     ).T.reshape(cells.shape)
-    return numbers.astype(np.uint8) if kind == "labels" else numbers.astype(np.float32)
+    return numbers.astype(dtype)
 
 
 def read_table(path: str | os.PathLike, kind: str = "labels") -> pd.DataFrame:
@@ -229,8 +290,8 @@ def read_table(path: str | os.PathLike, kind: str = "labels") -> pd.DataFrame:
 
     Args:
         path: a ``groundtruth.csv``, ``train*``, ``test*`` or ``negative_weights*`` file.
-        kind: ``"labels"`` (values must be 0/1, returned as uint8) or ``"weights"`` (numbers in
-            [0, 1], float32).
+        kind: ``"labels"`` (values must be 0/1, returned as uint8), ``"partial"`` (1, 0 or -1
+            for unknown, int8) or ``"weights"`` (numbers in [0, 1], float32).
 
     Returns:
         A DataFrame indexed by the ids (as strings, so that ``0001_2124494179`` keeps its zeros),
@@ -364,6 +425,10 @@ def _format_number_table(ids: Sequence[str], values: np.ndarray) -> bytes:
     integral = np.issubdtype(values.dtype, np.integer) or bool(
         np.all(values == np.round(values))
     )
+    if integral and values.size and values.min() == -1 and values.max() <= 1:
+        cells = np.array(["-1", "0", "1"])[values.astype(np.int64) + 1]
+        return "".join(f"{i}," + ",".join(row) + "\n"
+                       for i, row in zip(ids, cells, strict=True)).encode()
     if integral and values.size and values.min() >= 0 and values.max() <= 9:
         n, c = values.shape
         body = np.full((n, 2 * c + 1), ord(","), dtype=np.uint8)
@@ -502,6 +567,11 @@ def split(
     remove_stale_temporaries(root)
     values = truth.to_numpy()
     folds = iterative_folds(values, n_folds=n_folds, seed=seed, scheme=scheme, order=order)
+    if any(_fold_settings(p) != _fold_settings({"n_folds": n_folds, "seed": seed,
+                                                  "scheme": scheme, "order": order})
+           for p in manifest.get("protocols", {}).values()):
+        # The protocols' folders were cut on other folds: they would not match this split's.
+        manifest.pop("protocols")
     ids = truth.index.to_numpy()
     classes = list(truth.columns)
     checksums: dict[str, str] = {}
@@ -556,12 +626,120 @@ def split(
     return manifest
 
 
+def _fold_settings(split: dict) -> tuple:
+    return (int(split["n_folds"]), int(split["seed"]), split.get("scheme", "halves"),
+            int(split.get("order", 2)))
+
+
+def split_protocol(
+    root: str | os.PathLike,
+    protocol: str,
+    values: Sequence[float | int] | None = None,
+    n_folds: int = 4,
+    seed: int = 0,
+    scheme: str = "halves",
+    order: int = 2,
+) -> dict:
+    """Write the files of a partial-label protocol (METHODS.md section 2) beside the paper's.
+
+    The folds are those of :func:`split` with the same ``n_folds``, ``seed``, ``scheme`` and
+    ``order`` (a data folder whose paper split has other folds is refused); the test files hold
+    the complete labels of each fold's test rows, the training files 1, 0 or -1 (unknown):
+
+    - ``rps``: each entry unknown with probability r, for each r of ``values``
+      (:func:`mlml_tf.labels.random_per_sample`);
+    - ``fpc``: n annotated positives and negatives per class, for each n of ``values``
+      (default 1000, :func:`mlml_tf.labels.fixed_per_class`);
+    - ``single-positive``: one positive per row (:func:`mlml_tf.labels.single_positive`).
+
+    Each draw is seeded by (seed, fold, protocol), so the same seed gives the same bytes, and
+    the unknown entries are nested across RPS ratios, the annotated ones across FPC counts.
+    Every file is written atomically, then the manifest, which records the protocol under
+    ``protocols`` with its folder, counts and checksums.
+
+    Returns:
+        The manifest (also written to ``root/manifest.json``).
+    """
+    root = Path(root)
+    if protocol not in PROTOCOLS or protocol == "paper":
+        raise DataError(f"protocol {protocol!r} is not one of {', '.join(PROTOCOLS[1:])} "
+                        "(the paper's is written by split())")
+    if protocol == "rps":
+        values = [check_ratio(v) for v in (values or [0.5])]
+    elif protocol == "fpc":
+        values = list(values or [FPC_DEFAULT_COUNT])
+        bad = [v for v in values if int(v) != v or v < 1]
+        if bad:
+            raise DataError(f"the FPC count must be a whole number of at least 1, not {bad[0]!r}")
+        values = [int(v) for v in values]
+    else:
+        values = [None]
+    folders = [protocol_folder(protocol, v) for v in values]
+    if len(set(folders)) != len(folders):
+        raise DataError(f"values repeat: {list(values)}")
+    truth = read_groundtruth(root)
+    manifest = read_manifest(root)
+    wanted = {"n_folds": n_folds, "seed": seed, "scheme": scheme, "order": order}
+    if "split" in manifest and _fold_settings(manifest["split"]) != _fold_settings(wanted):
+        raise DataError(
+            f"the paper's split of this folder has other folds {_fold_settings(manifest['split'])}"
+            f" than those asked for {_fold_settings(wanted)} (folds, seed, scheme, order): "
+            "a protocol shares the paper's folds", file=root / MANIFEST)
+    remove_stale_temporaries(root)
+    full = truth.to_numpy()
+    folds = iterative_folds(full, n_folds=n_folds, seed=seed, scheme=scheme, order=order)
+    ids, classes = truth.index.to_numpy(), list(truth.columns)
+    protocols = manifest.setdefault("protocols", {})
+    tag = PROTOCOLS.index(protocol)
+    for value, name in zip(values, folders, strict=True):
+        (root / name).mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(root / name)
+        checksums, counts = {}, {}
+        for k, (train_idx, test_idx) in enumerate(folds, start=1):
+            # Not the value: the unknown entries are nested across RPS ratios, the annotated
+            # ones across FPC counts.
+            rng = np.random.SeedSequence([seed, k, tag])
+            if protocol == "rps":
+                partial = random_per_sample(full[train_idx], value, rng)
+            elif protocol == "fpc":
+                partial = fixed_per_class(full[train_idx], value, rng)
+            else:
+                partial = single_positive(full[train_idx], rng)
+            files = protocol_files(root, protocol, value, k)
+            for key, frame in (
+                ("train", pd.DataFrame(partial, index=ids[train_idx], columns=classes)),
+                ("test", pd.DataFrame(full[test_idx], index=ids[test_idx], columns=classes)),
+            ):
+                checksums[files[key].relative_to(root).as_posix()] = write_table(files[key],
+                                                                                 frame)
+            counts[str(k)] = {"train": int(len(train_idx)), "test": int(len(test_idx)),
+                              "positive": int((partial == 1).sum()),
+                              "negative": int((partial == 0).sum()),
+                              "unknown": int((partial == -1).sum())}
+        protocols[name] = {
+            "protocol": protocol, "value": value, **wanted,
+            "rule": {"rps": "every training entry unknown with probability value",
+                     "fpc": "value annotated positives and negatives kept per class, uniform",
+                     "single-positive": "one positive per training row kept, uniform"}[protocol]
+            + "; seeded with (seed, fold, protocol), nested across values",
+            "counts": counts,
+            "checksums": dict(sorted(checksums.items())),
+        }
+    manifest.setdefault("classes", classes)
+    manifest.setdefault("class_names", classes)
+    write_manifest(root, manifest)
+    return manifest
+
+
 def verify(root: str | os.PathLike) -> list[str]:
     """Files of the manifest whose SHA-256 no longer matches (or that are missing)."""
     root = Path(root)
     manifest = read_manifest(root)
     bad = []
-    for rel, digest in manifest.get("split", {}).get("checksums", {}).items():
+    listed = dict(manifest.get("split", {}).get("checksums", {}))
+    for protocol in manifest.get("protocols", {}).values():
+        listed.update(protocol.get("checksums", {}))
+    for rel, digest in listed.items():
         path = root / rel
         if not path.exists() or hashlib.sha256(path.read_bytes()).hexdigest() != digest:
             bad.append(rel)
