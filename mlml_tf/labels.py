@@ -177,7 +177,7 @@ def single_positive(labels: np.ndarray, seed: int | np.random.SeedSequence = 0) 
     empty = np.flatnonzero(~full.any(axis=1))
     if len(empty):
         raise DataError(f"row {int(empty[0])} has no positive label to keep under single "
-                        f"positive ({len(empty)} rows without one)")
+                        f"positive ({len(empty)} of {len(full)} rows have none)")
     keys = np.random.default_rng(seed).random(full.shape)
     keys[~full] = np.inf
     out = np.full(full.shape, UNKNOWN, dtype=np.int8)

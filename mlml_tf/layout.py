@@ -687,8 +687,13 @@ def split_protocol(
             "a protocol shares the paper's folds", file=root / MANIFEST)
     remove_stale_temporaries(root)
     full = truth.to_numpy()
-    folds = iterative_folds(full, n_folds=n_folds, seed=seed, scheme=scheme, order=order)
     ids, classes = truth.index.to_numpy(), list(truth.columns)
+    empty = np.flatnonzero(full.sum(axis=1) == 0)
+    if protocol == "single-positive" and len(empty):
+        raise DataError(f"id {ids[empty[0]]!r} has no positive label to keep under single "
+                        f"positive ({len(empty)} of {len(ids)} rows have none)",
+                        file=root / GROUNDTRUTH, row=int(empty[0]) + 2)
+    folds = iterative_folds(full, n_folds=n_folds, seed=seed, scheme=scheme, order=order)
     protocols = manifest.setdefault("protocols", {})
     tag = PROTOCOLS.index(protocol)
     for value, name in zip(values, folders, strict=True):

@@ -726,6 +726,10 @@ ARGPARSE_ERRORS = [
     (["split", "{data}", "--seed", "-1"], "seed '-1' is outside"),
     (["split", "{data}", "--seed", str(2**32)], "is outside [0, 2**32 - 1]"),
     (["split", "{data}", "--scheme", "thirds"], "invalid choice: 'thirds'"),
+    (["split", "{data}", "--protocol", "dense"], "invalid choice: 'dense'"),
+    (["split", "{data}", "--protocol", "rps", "--ratios", "1.0"], "outside [0, 1)"),
+    (["split", "{data}", "--protocol", "fpc", "--count", "0"], "must be at least 1"),
+    (["split", "{data}", "--protocol", "fpc", "--count", "ten"], "not a whole number"),
     (["split"], "the following arguments are required: dir"),
     (["weights", "--method", "im", "--labels", "x", "--out", "y"], "invalid choice: 'im'"),
     (["weights", "--labels", "x"], "required: --method, --out"),
@@ -763,6 +767,11 @@ def test_bad_arguments_exit_2_with_a_message_and_write_nothing(data_folder, argv
 
 DATA_ERRORS = [
     (["split", "{data}", "--folds", "3"], "power of two"),
+    (["split", "{data}", "--protocol", "fpc", "--ratios", "0.5"], "takes --count, not --ratios"),
+    (["split", "{data}", "--protocol", "single-positive", "--count", "3"],
+     "takes neither --ratios nor --count"),
+    # Row 18 of the table (line 20) has no positive: single positive cannot keep one.
+    (["split", "{data}", "--protocol", "single-positive"], "line 20: id '18' has no positive"),
     (["split", "{data}", "--ratios", "0.2", "0.24"], "share a folder"),
     (["split", "{data}", "--ratios", "0.5", "0.5"], "ratios repeat"),
     (["split", "{data}", "--folds", "32", "--scheme", "kfold"], "cannot cut 24 rows"),
