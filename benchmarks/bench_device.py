@@ -74,7 +74,7 @@ def step_seconds(heads: int, steps: int, mixed_precision: bool, rows: int = 256)
     dtype = "mixed_float16" if mixed_precision else None
     trainer = HeadTrainer(build_heads(FEATURES, CLASSES, heads, dtype=dtype),
                           TrainingRows(labels, labels + 1.0, features),
-                          WeightedBinaryCrossentropy(from_logits=True), dtype=dtype)
+                          [(WeightedBinaryCrossentropy(from_logits=True), False)], dtype=dtype)
     trainer.compile(optimizer=FusedAdadelta(0.1, rho=0.95, epsilon=1e-8),
                     steps_per_execution=steps)
     index = rng.integers(0, rows, size=(3 * steps, BATCH))

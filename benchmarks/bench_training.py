@@ -146,7 +146,7 @@ y = (np.random.default_rng(0).random((n, 1, 80)) < 0.07).astype(np.float32)
 stream, steps, held = training_stream(cache, np.arange(n), 32, 0, lambda: 0, in_memory=False)
 trainer = HeadTrainer(build_heads(cache.shape, 80, 1, head="gap"),
                       TrainingRows(y, np.ones_like(y), held),
-                      WeightedBinaryCrossentropy(from_logits=True))
+                      [(WeightedBinaryCrossentropy(from_logits=True), False)])
 trainer.compile(optimizer=FusedAdadelta(0.1), steps_per_execution=steps)
 start = time.perf_counter()
 trainer.fit(stream, epochs=1, steps_per_epoch=steps, verbose=0)

@@ -52,7 +52,7 @@ from mlml_tf.datasets.digits import (
 from mlml_tf.errors import atomic_path, write_bytes_atomic
 from mlml_tf.labels import PAPER_RATIOS
 from mlml_tf.layout import split
-from mlml_tf.train import METHODS
+from mlml_tf.methods import PAPER_METHODS
 
 #: Folds of the demo's data folder: the original's four (SPEC 2).
 N_FOLDS = 4
@@ -289,7 +289,7 @@ def run_demo(out: str | os.PathLike = "demo_out", quick: bool = False, seed: int
     # One folder per settings and seed: an experiment folder holding runs of other settings
     # would leave collect_runs to pick among them.
     runs_dir = out / "runs" / f"{mode}-seed{seed}-{cache_key(dataclasses.asdict(settings))[:8]}"
-    cells = grid_cells(METHODS, settings.ratios, settings.folds)
+    cells = grid_cells(PAPER_METHODS, settings.ratios, settings.folds)
     overrides = {"batch_size": settings.batch_size, "learning_rate": settings.learning_rate,
                  "head": settings.head, "seed": seed, "cb_source": settings.cb_source}
     counts = run_cells(data, runs_dir, cache, cells, epochs=settings.epochs,

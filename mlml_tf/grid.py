@@ -16,10 +16,10 @@ from pathlib import Path
 from mlml_tf.cache import FeatureCache, folder_lock
 from mlml_tf.errors import DataError, remove_stale_temporaries
 from mlml_tf.layout import data_set, read_manifest
+from mlml_tf.methods import PAPER_METHODS
 from mlml_tf.runs import NAMING
 from mlml_tf.train import (
     BACKUP_MINUTES,
-    METHODS,
     RunConfig,
     is_complete,
     load_run_data,
@@ -259,7 +259,7 @@ def run_cells(data: str | os.PathLike, out: str | os.PathLike, cache: FeatureCac
 
 
 def run_grid(data: str | os.PathLike, out: str | os.PathLike,
-             methods: Sequence[str] = METHODS, ratios: Sequence[float] | None = None,
+             methods: Sequence[str] = PAPER_METHODS, ratios: Sequence[float] | None = None,
              folds: Sequence[int] | None = None, epochs: int = 20,
              shard: tuple[int, int] = (1, 1), options: GridOptions = GridOptions(),
              faithful: bool = False) -> str:

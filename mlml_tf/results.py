@@ -18,6 +18,7 @@ from mlml_tf.labels import PAPER_RATIOS
 from mlml_tf.layout import ratio_text
 from mlml_tf.metrics import SCORE_KEYS
 from mlml_tf.runs import (
+    ALL_METHODS,
     EVALUATION,
     EXPERIMENT_TEMPLATES,
     GROUND_TRUTH,
@@ -62,7 +63,7 @@ def _recency(run_dir: Path) -> tuple:
 
 
 def _method_rank(method: str) -> tuple[int, str]:
-    return (METHODS.index(method) if method in METHODS else len(METHODS), method)
+    return (ALL_METHODS.index(method) if method in ALL_METHODS else len(ALL_METHODS), method)
 
 
 def collect_runs(root: str | os.PathLike, ratios: Sequence[float] = PAPER_RATIOS) -> pd.DataFrame:
@@ -76,10 +77,11 @@ def collect_runs(root: str | os.PathLike, ratios: Sequence[float] = PAPER_RATIOS
     were.
 
     Returns:
-        Columns ``method``, ``ratio``, ``fold``, ``experiment``, ``run_dir``, ``layout``,
-        ``n_run_folders``, the metrics of ``SCORE_KEYS`` (NaN where undefined), ``n_samples``,
-        ``n_classes`` and ``n_auc_undefined``; rows sorted by method (CE, IM-WCE, CB-WCE),
-        ratio and fold.
+        Columns ``method``, ``protocol`` (:func:`protocol_label`), ``ratio`` (the paper's, or
+        RPS's probability; NaN for FPC and single positive), ``fold``, ``experiment``,
+        ``run_dir``, ``layout``, ``n_run_folders``, the metrics of ``SCORE_KEYS`` (NaN where
+        undefined), ``n_samples``, ``n_classes`` and ``n_auc_undefined``; rows sorted by
+        protocol, method (CE, IM-WCE, CB-WCE, then the field's), ratio and fold.
     """
     root = Path(root)
     if not root.is_dir():
@@ -97,13 +99,15 @@ def collect_runs(root: str | os.PathLike, ratios: Sequence[float] = PAPER_RATIOS
         if not runs:
             continue
         run = read_run(runs[-1], report=False)
-        method, ratio, fold = parsed
-        ratio = float((run["extra"].get("config") or {}).get("ratio", ratio))
+        ratio = parsed.ratio
+        if ratio is not None:
+            ratio = float((run["extra"].get("config") or {}).get("ratio", ratio))
         metrics = run["metrics"]
         rows.append({
-            "method": method,
-            "ratio": ratio,
-            "fold": fold,
+            "method": parsed.method,
+            "protocol": protocol_label(parsed.protocol, parsed.count),
+            "ratio": np.nan if ratio is None else ratio,
+            "fold": parsed.fold,
             "experiment": experiment.name,
             "run_dir": run["run_dir"],
             "layout": run["layout"],
@@ -114,10 +118,26 @@ def collect_runs(root: str | os.PathLike, ratios: Sequence[float] = PAPER_RATIOS
             "n_classes": int(metrics["n_classes"]),
             "n_auc_undefined": len(metrics["auc_undefined_classes"]),
         })
-    columns = ["method", "ratio", "fold", "experiment", "run_dir", "layout", "n_run_folders",
-               *SCORE_KEYS, "n_samples", "n_classes", "n_auc_undefined"]
-    rows.sort(key=lambda r: (_method_rank(r["method"]), r["ratio"], r["fold"]))
+    columns = ["method", "protocol", "ratio", "fold", "experiment", "run_dir", "layout",
+               "n_run_folders", *SCORE_KEYS, "n_samples", "n_classes", "n_auc_undefined"]
+    rows.sort(key=lambda r: (_protocol_rank(r["protocol"]), _method_rank(r["method"]),
+                             _ratio_rank(r["ratio"]), r["fold"]))
     return pd.DataFrame(rows, columns=columns)
+
+
+def protocol_label(protocol: str, count: int | None = None) -> str:
+    """How tables name a protocol: "paper", "rps", "fpc 1000", "single-positive"."""
+    return f"fpc {count}" if protocol == "fpc" else protocol
+
+
+def _protocol_rank(label: str) -> tuple[int, str]:
+    order = ("paper", "rps", "fpc", "single-positive")
+    name = label.split(" ")[0]
+    return (order.index(name) if name in order else len(order), label)
+
+
+def _ratio_rank(ratio: float) -> float:
+    return -1.0 if pd.isna(ratio) else float(ratio)
 
 
 def summary_table(
@@ -132,20 +152,28 @@ def summary_table(
             deviation, pandas' default) or 0 (numpy's default).
 
     Returns:
-        Index (method, ratio) in the order CE, IM-WCE, CB-WCE and ascending ratio; columns a
-        MultiIndex (metric, "mean" | "std"), then ("folds", "count").
+        Index (method, ratio) in the order CE, IM-WCE, CB-WCE (then the field's methods) and
+        ascending ratio, or (protocol, method, ratio) where ``df`` holds runs of another
+        protocol than the paper's; columns a MultiIndex (metric, "mean" | "std"), then
+        ("folds", "count").
     """
     missing = [c for c in ("method", "ratio", *metrics) if c not in df.columns]
     if missing:
         raise DataError(f"the runs table lacks the columns {missing}")
-    grouped = df.groupby(["method", "ratio"])[list(metrics)]
+    # The protocol is a level of its own only where runs of another than the paper's are there.
+    keys = ["method", "ratio"]
+    if "protocol" in df.columns and (df["protocol"] != "paper").any():
+        keys = ["protocol", *keys]
+    grouped = df.groupby(keys, dropna=False)[list(metrics)]
     mean, std = grouped.mean(), grouped.std(ddof=ddof)
     table = pd.concat(
         {(m, stat): frame[m] for m in metrics for stat, frame in (("mean", mean), ("std", std))},
         axis=1,
     )
     table[("folds", "count")] = grouped.size()
-    order = sorted(table.index, key=lambda key: (_method_rank(key[0]), key[1]))
+    order = sorted(table.index, key=lambda key: (
+        *((_protocol_rank(key[0]),) if len(keys) == 3 else ()), _method_rank(key[-2]),
+        _ratio_rank(key[-1])))
     return table.loc[order]
 
 
@@ -153,10 +181,14 @@ def format_table_markdown(table: pd.DataFrame, digits: int = 4) -> str:
     """A Markdown table of :func:`summary_table`: one "mean ± std" cell per metric, with
     ``digits`` decimals (mAP, on the 0-100 scale, with 2)."""
     metrics = [m for m in dict.fromkeys(table.columns.get_level_values(0)) if m != "folds"]
-    header = ["Method", "Ratio", *[METRIC_LABELS.get(m, m) for m in metrics], "Folds"]
+    protocols = table.index.nlevels == 3
+    header = [*(["Protocol"] if protocols else []), "Method", "Ratio",
+              *[METRIC_LABELS.get(m, m) for m in metrics], "Folds"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for (method, ratio), row in table.iterrows():
-        cells = [METHOD_LABELS.get(method, method), ratio_text(ratio)]
+    for key, row in table.iterrows():
+        *protocol, method, ratio = key
+        cells = [*protocol, METHOD_LABELS.get(method, method),
+                 "-" if pd.isna(ratio) else ratio_text(ratio)]
         for m in metrics:
             mean, std = row[(m, "mean")], row[(m, "std")]
             d = _DIGITS.get(m, digits)
@@ -210,6 +242,9 @@ def plot_metric_boxplots(
     """
     from matplotlib.figure import Figure
 
+    if "protocol" in df.columns:
+        # The paper's figures are over its ratios of hidden positives.
+        df = df[df["protocol"] == "paper"]
     if df.empty:
         raise DataError("no runs to plot")
     methods = _methods_in(df["method"])

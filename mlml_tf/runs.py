@@ -24,13 +24,16 @@ import re
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from mlml_tf.errors import DataError, atomic_path
-from mlml_tf.labels import PAPER_RATIOS, check_ratio
-from mlml_tf.layout import csv_field, ratio_from_tag, ratio_tag
+from mlml_tf.labels import FPC_DEFAULT_COUNT, PAPER_RATIOS, check_ratio
+from mlml_tf.layout import csv_field, protocol_folder, ratio_from_tag, ratio_tag
+from mlml_tf.methods import METHODS as _REGISTRY
+from mlml_tf.methods import PAPER_METHODS
 from mlml_tf.metrics import (
     DEFAULT_THRESHOLD,
     REPORT_COLUMNS,
@@ -40,10 +43,13 @@ from mlml_tf.metrics import (
     per_class_report,
 )
 
-#: The three training protocols of the paper, in the order tables and figures show them.
-METHODS: tuple[str, ...] = ("ce", "im-wce", "cb-wce")
-#: Their names in the paper.
-METHOD_LABELS: dict[str, str] = {"ce": "CE", "im-wce": "IM-WCE", "cb-wce": "CB-WCE"}
+#: The paper's three methods, in the order its tables and figures show them.
+METHODS: tuple[str, ...] = PAPER_METHODS
+#: Every method (:mod:`mlml_tf.methods`), in the order tables and figures show them: the paper's
+#: three, then the field's.
+ALL_METHODS: tuple[str, ...] = tuple(_REGISTRY)
+#: Their names in the papers.
+METHOD_LABELS: dict[str, str] = {name: m.label for name, m in _REGISTRY.items()}
 #: Experiment folder names of the original (SPEC 7 and 8), per data set, with t = round(r, 1):
 #: "PosLimitited" is spelled as published.
 EXPERIMENT_TEMPLATES: dict[str, dict[str, str]] = {
@@ -96,52 +102,92 @@ _EXPERIMENT_PATTERNS = [
 
 
 def _check_method(method: str) -> str:
-    if method not in METHODS:
-        raise DataError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    if method not in ALL_METHODS:
+        raise DataError(f"unknown method {method!r}; choose one of {', '.join(ALL_METHODS)}")
     return method
 
 
-def experiment_name(method: str, ratio: float, fold: int, naming: str = "coco") -> str:
-    """The original's experiment folder name of one run, the ratio written as round(r, 1).
+class Experiment(NamedTuple):
+    """What an experiment folder's name says: method, ratio (the paper's share of hidden
+    positives, or RPS's probability; None for FPC and single positive), fold, protocol and
+    FPC's count (None for the others)."""
+
+    method: str
+    ratio: float | None
+    fold: int
+    protocol: str = "paper"
+    count: int | None = None
+
+
+#: The names of the field's runs, and of the paper's methods under other protocols:
+#: ``{method}_{protocol folder}_split_{k}``, e.g. ``csl_rps0.5_split_1``, ``asl_missing_labels0.5_
+#: split_1``, ``an_single_positive_split_2``.
+_FIELD_PATTERN = re.compile(
+    r"(?P<method>[a-z-]+)_(?:missing_labels(?P<t>\d+\.\d+)|rps(?P<r>\d+(?:\.\d+)?)"
+    r"|fpc(?P<n>\d+)|(?P<single>single_positive))_split_(?P<k>\d+)")
+
+
+def experiment_name(method: str, ratio: float | None, fold: int, naming: str = "coco",
+                    protocol: str = "paper", count: int = FPC_DEFAULT_COUNT) -> str:
+    """The experiment folder name of one run: the original's for the paper's methods under the
+    paper's protocol (the ratio written as round(r, 1)), ``{method}_{protocol folder}_split_{k}``
+    for the others.
 
     Args:
-        method: "ce", "im-wce" or "cb-wce".
-        ratio: the missing-label ratio.
+        method: a method of :data:`METHODS`.
+        ratio: the missing-label ratio (paper), or RPS's probability of an unknown entry.
         fold: 1-based fold.
         naming: "coco" (``PosLimited_original_CE_balanced_ratio...``) or "nuswide"
             (``nus_3labels_original_CE...``), the two name families of the original.
+        protocol: "paper", "rps", "fpc" or "single-positive".
+        count: FPC's count.
 
     Example:
         >>> experiment_name("im-wce", 0.25, 1)
         'PosLimitited_weighted_CE_balanced_ratio0.2split_1'
+        >>> experiment_name("csl", 0.5, 1, protocol="rps")
+        'csl_rps0.5_split_1'
     """
     if int(fold) != fold or fold < 1:
         raise DataError(f"fold must be a positive integer, got {fold!r}")
     if naming not in EXPERIMENT_TEMPLATES:
         raise DataError(f"unknown naming {naming!r}; use one of {', '.join(NAMING)}")
-    template = EXPERIMENT_TEMPLATES[naming][_check_method(method)]
-    return template.format(t=ratio_tag(check_ratio(ratio)), k=int(fold))
+    _check_method(method)
+    if protocol == "paper" and method in PAPER_METHODS:
+        template = EXPERIMENT_TEMPLATES[naming][method]
+        return template.format(t=ratio_tag(check_ratio(ratio)), k=int(fold))
+    value = {"paper": ratio, "rps": ratio, "fpc": count}.get(protocol)
+    return f"{method}_{protocol_folder(protocol, value)}_split_{int(fold)}"
 
 
-def parse_experiment_name(
-    name: str, ratios: Sequence[float] = PAPER_RATIOS
-) -> tuple[str, float, int] | None:
-    """``(method, ratio, fold)`` of an experiment folder name, or None if it is not one.
+def parse_experiment_name(name: str, ratios: Sequence[float] = PAPER_RATIOS) -> Experiment | None:
+    """The :class:`Experiment` an experiment folder name says, or None if it is not one.
 
-    Both data sets' names are recognized. The ratio in a name of the original is rounded to one
-    decimal and is read back as the ratio of ``ratios`` (default the paper's) written that way:
-    ``ratio0.2`` is 0.25. Names with the exact ratio (``ratio0.25``, written by earlier versions
-    of mlml-tf) are read as they are.
+    Both data sets' names of the original are recognized, and :func:`experiment_name`'s for
+    the field's methods and the other protocols. The ratio in a name of the original is
+    rounded to one decimal and is read back as the ratio of ``ratios`` (default the paper's)
+    written that way: ``ratio0.2`` is 0.25. Names with the exact ratio (``ratio0.25``, written
+    by earlier versions of mlml-tf) are read as they are.
 
     Example:
         >>> parse_experiment_name("CORRELATION_weighted_CE_balanced_ratio0.8split_3")
-        ('cb-wce', 0.75, 3)
+        Experiment(method='cb-wce', ratio=0.75, fold=3, protocol='paper', count=None)
     """
     for method, pattern in _EXPERIMENT_PATTERNS:
         match = pattern.fullmatch(name)
         if match:
-            return method, ratio_from_tag(match["t"], ratios), int(match["k"])
-    return None
+            return Experiment(method, ratio_from_tag(match["t"], ratios), int(match["k"]))
+    match = _FIELD_PATTERN.fullmatch(name)
+    if match is None or match["method"] not in ALL_METHODS:
+        return None
+    fold = int(match["k"])
+    if match["t"] is not None:
+        return Experiment(match["method"], ratio_from_tag(match["t"], ratios), fold)
+    if match["r"] is not None:
+        return Experiment(match["method"], float(match["r"]), fold, "rps")
+    if match["n"] is not None:
+        return Experiment(match["method"], None, fold, "fpc", int(match["n"]))
+    return Experiment(match["method"], None, fold, "single-positive")
 
 
 def _jsonable(value):

@@ -24,9 +24,19 @@ import numpy as np
 
 from mlml_tf.cache import FeatureCache
 from mlml_tf.errors import DataError, write_bytes_atomic
-from mlml_tf.labels import class_balance_weights, confidence_weights
-from mlml_tf.layout import GROUNDTRUTH, read_groundtruth, read_manifest, read_run_labels, run_files
-from mlml_tf.runs import COMPLETE, HEAD_WEIGHTS, METHODS
+from mlml_tf.labels import FPC_DEFAULT_COUNT, PROTOCOLS
+from mlml_tf.layout import (
+    GROUNDTRUTH,
+    protocol_files,
+    read_groundtruth,
+    read_manifest,
+    read_protocol_labels,
+    read_run_labels,
+    read_table,
+    run_files,
+)
+from mlml_tf.methods import RunLabels, method, method_params, params_key
+from mlml_tf.runs import COMPLETE, HEAD_WEIGHTS
 
 #: Where CB-WCE counts its co-occurrences (SPEC 4).
 CB_SOURCES: tuple[str, ...] = ("observed", "oracle", "file")
@@ -72,6 +82,12 @@ class RunConfig:
     ``jit_compile``: compile the training step with XLA: "auto" is Keras' choice (on a GPU,
     not on a CPU, where it made the side-by-side step of the demo's heads 1.7 times slower),
     or True / False.
+    ``protocol``: whose training labels the run reads (METHODS.md section 2): "paper" (``ratio``
+    the share of hidden positives, the original layout), "rps" (``ratio`` the probability of an
+    unknown entry), "fpc" (``count`` annotated positives and negatives per class) or
+    "single-positive"; see :func:`mlml_tf.layout.split_protocol`.
+    ``params``: the method's hyper-parameters that differ from its defaults, as (name, value)
+    pairs (:func:`mlml_tf.methods.method_params`).
     """
 
     method: str
@@ -97,10 +113,23 @@ class RunConfig:
     faithful_scoring: bool = False
     mixed_precision: bool = False
     jit_compile: bool | str = "auto"
+    protocol: str = "paper"
+    count: int = FPC_DEFAULT_COUNT
+    params: tuple = ()
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise DataError(f"unknown method {self.method!r}; use one of {', '.join(METHODS)}")
+        chosen = method(self.method)
+        object.__setattr__(self, "params", params_key(dict(self.params)))
+        method_params(self.method, dict(self.params))
+        if not self.from_logits and not chosen.loss_input:
+            raise DataError(f"the loss of {self.method} reads logits: from_logits=False (the "
+                            "original's clipped probabilities) is for the paper's methods")
+        if self.protocol not in PROTOCOLS:
+            raise DataError(f"unknown protocol {self.protocol!r}; use one of "
+                            f"{', '.join(PROTOCOLS)}")
+        if self.protocol == "fpc" and (int(self.count) != self.count or self.count < 1):
+            raise DataError(f"the FPC count must be a whole number of at least 1, not "
+                            f"{self.count!r}")
         if self.cb_source not in CB_SOURCES:
             raise DataError(f"cb_source must be one of {', '.join(CB_SOURCES)}, "
                             f"not {self.cb_source!r}")
@@ -123,7 +152,8 @@ class RunConfig:
 
 #: Settings added after mlml-tf 0.2, left out of a run's digest at their default value: a run
 #: of 0.2 keeps its folder and stays complete.
-_SETTINGS_SINCE_0_2: tuple[str, ...] = ("mixed_precision", "jit_compile")
+_SETTINGS_SINCE_0_2: tuple[str, ...] = ("mixed_precision", "jit_compile", "protocol", "count",
+                                        "params")
 
 
 def config_settings(config: RunConfig) -> dict:
@@ -137,16 +167,18 @@ def config_settings(config: RunConfig) -> dict:
 
 @dataclasses.dataclass
 class RunData:
-    """Arrays of one run: rows, labels and the entry weights W."""
+    """Arrays of one run: rows, the method's targets and entry weights W, and what its loss
+    needs besides (``record``: P for the paper's methods, CSL's prior, EPR's k)."""
 
     classes: list[str]
     train_ids: np.ndarray
     train_labels: np.ndarray
     weights: np.ndarray
-    pos_weight: np.ndarray
+    pos_weight: np.ndarray | None
     test_ids: np.ndarray
     test_labels: np.ndarray
     label_digest: str
+    record: dict = dataclasses.field(default_factory=dict)
 
 
 def _files_digest(paths: list[Path]) -> str:
@@ -157,64 +189,71 @@ def _files_digest(paths: list[Path]) -> str:
     return h.hexdigest()
 
 
-def load_run_data(data: str | os.PathLike, config: RunConfig) -> RunData:
-    """Read the run's files and compute P and w̄ as the configuration asks."""
-    from mlml_tf.losses import entry_weights
+def protocol_value(config: RunConfig):
+    """The value of the run's protocol: the ratio (paper, RPS), the count (FPC) or None."""
+    return {"paper": config.ratio, "rps": config.ratio, "fpc": config.count}.get(config.protocol)
 
+
+def run_params(config: RunConfig) -> dict:
+    """The hyper-parameters of the run's method: its defaults and the run's ``params``."""
+    return method_params(config.method, dict(config.params))
+
+
+def load_run_data(data: str | os.PathLike, config: RunConfig,
+                  prior: str | os.PathLike | None = None) -> RunData:
+    """Read the run's files and compute its method's targets and weights
+    (:mod:`mlml_tf.methods`); ``prior``: CSL's class prior file when its ``prior`` is "auto"."""
     data = Path(data)
-    files = read_run_labels(data, config.ratio, config.fold)
+    paper = config.protocol == "paper"
+    if paper:
+        files = read_run_labels(data, config.ratio, config.fold)
+        paths = run_files(data, config.ratio, config.fold)
+        used = [paths[k] for k in ("train", "negative_weights", "test")]
+    else:
+        files = read_protocol_labels(data, config.protocol, protocol_value(config), config.fold)
+        paths = protocol_files(data, config.protocol, protocol_value(config), config.fold)
+        used = [paths["train"], paths["test"]]
     train, test = files["train"], files["test"]
-    observed = train.to_numpy()
-    paths = run_files(data, config.ratio, config.fold)
-    used = [paths[k] for k in ("train", "negative_weights", "test")]
+    first = run_files(data, 0.0, 1)["train"]
     if config.steps_per_epoch == "original":
-        used.append(run_files(data, 0.0, 1)["train"])
-    if config.pos_weight_source == "original":
-        # The original computed P once, from the complete labels of fold 1 (SPEC 6).
-        first = run_files(data, 0.0, 1)["train"]
-        from mlml_tf.layout import read_table
-
-        pos_weight = class_balance_weights(read_table(first).to_numpy())
         used.append(first)
-    else:
-        pos_weight = class_balance_weights(observed)
-    if config.method == "ce":
-        negative = np.ones_like(observed, dtype=np.float32)
-    elif config.method == "im-wce":
-        negative = files["negative_weights"].to_numpy()
-    elif config.cb_source == "observed":
-        negative = confidence_weights(observed)
-    elif config.cb_source == "oracle":
-        negative = _oracle_confidence_weights(data, train)
+
+    def groundtruth():
         used.append(data / GROUNDTRUTH)
-    else:
-        negative = global_confidence_weights(data, train, paths["train"])
+        return read_groundtruth(data)
+
+    def hidden_positives():
+        if paper:
+            # The paper's oracle file: 0 where a positive was hidden (SPEC 3).
+            return files["negative_weights"].to_numpy() == 0
+        return (train.to_numpy() == -1) & (labels.complete() == 1)
+
+    def first_fold_labels():
+        used.append(first)
+        return read_table(first).to_numpy()
+
+    def global_weights():
         used.append(data / GLOBAL_WEIGHTS)
-    weights = entry_weights(observed.astype(np.float32), pos_weight, negative)
+        return global_confidence_weights(data, train, paths["train"])
+
+    labels = RunLabels(train, paper, config, used, groundtruth, hidden_positives,
+                       first_fold_labels, global_weights,
+                       None if prior is None else Path(prior))
+    y, weights, record = method(config.method).targets(labels, run_params(config))
     # NUS-WIDE files name their columns 0..80; the manifest knows the concepts.
     names = data_classes(data)
+    pos_weight = record.get("pos_weight")
     return RunData(
         classes=names if len(names) == train.shape[1] else list(train.columns),
         train_ids=train.index.to_numpy(),
-        train_labels=observed.astype(np.float32),
+        train_labels=np.asarray(y, dtype=np.float32),
         weights=np.asarray(weights, dtype=np.float32),
-        pos_weight=pos_weight,
+        pos_weight=None if pos_weight is None else np.asarray(pos_weight, np.float32),
         test_ids=test.index.to_numpy(),
         test_labels=test.to_numpy().astype(np.float32),
         label_digest=_files_digest(used),
+        record=record,
     )
-
-
-def _oracle_confidence_weights(data: Path, train) -> np.ndarray:
-    """The original's global weights: counted over the complete labels of every row of the set,
-    train and test of all folds (SPEC 4); it needs complete labels, an oracle."""
-    truth = read_groundtruth(data)
-    weights = confidence_weights(truth.to_numpy())
-    rows = truth.index.get_indexer(train.index)
-    if (rows < 0).any():
-        raise DataError(f"training id {train.index[rows < 0][0]!r} is not in groundtruth.csv",
-                        file=data / GROUNDTRUTH)
-    return weights[rows]
 
 
 def global_confidence_weights(data: str | os.PathLike, train,
@@ -489,9 +528,18 @@ def heads_per_model(features_shape, num_classes: int, head: str = "original") ->
     return max(1, memory_budget() // (16 * head_parameters(features_shape, num_classes, head)))
 
 
-#: RunConfig fields that change only a run's labels and entry weights: runs that differ in
+#: RunConfig fields that change only a run's labels, entry weights and loss: runs that differ in
 #: nothing else and train on the same rows can train side by side (:func:`train_runs`).
-PER_HEAD_FIELDS: tuple[str, ...] = ("method", "ratio", "cb_source", "pos_weight_source")
+PER_HEAD_FIELDS: tuple[str, ...] = ("method", "ratio", "cb_source", "pos_weight_source",
+                                    "protocol", "count", "params")
+
+
+def run_loss(config: RunConfig, run_data: RunData) -> tuple:
+    """``(loss, on_probabilities)`` of a run: its method's Keras loss and whether it reads
+    probabilities (:class:`mlml_tf.trainer.HeadTrainer`)."""
+    chosen = method(config.method)
+    loss = chosen.loss(run_params(config), config.from_logits, run_data.record)
+    return loss, chosen.on_probabilities
 
 
 def together_key(config: RunConfig, run_data: RunData) -> str:
@@ -628,7 +676,6 @@ def _train_heads(data, cache: FeatureCache, runs: list[_Run], head, strategy, ve
                  callbacks, backup_minutes: float, phases: dict | None) -> int:
     """Train the heads of ``runs`` side by side, each from the weights of ``head``, and write
     each one's ``head.weights.h5``."""
-    from mlml_tf.losses import WeightedBinaryCrossentropy
     from mlml_tf.model import build_heads
     from mlml_tf.trainer import (
         AtomicBackupAndRestore,
@@ -657,8 +704,7 @@ def _train_heads(data, cache: FeatureCache, runs: list[_Run], head, strategy, ve
             heads = build_heads(cache.shape, labels.shape[-1], len(runs), head=head,
                                 dtype=dtype)
             trainer = HeadTrainer(heads, TrainingRows(labels, weights, held),
-                                  WeightedBinaryCrossentropy(from_logits=config.from_logits),
-                                  dtype=dtype)
+                                  [run_loss(r.config, r.data) for r in runs], dtype=dtype)
             # One call of the compiled step loop per epoch: Keras' per-step Python work is paid
             # once an epoch, and callbacks act at epoch ends as they did. Keras 3's loop of
             # several steps fails under tf.distribute strategies, which take one step a call.
@@ -753,7 +799,8 @@ def run_info(config: RunConfig, run_data: RunData, fit_idx: np.ndarray, val_idx:
     """What ``metrics.json`` records of every run: settings, P, row counts, versions."""
     return {
         "config": dataclasses.asdict(config),
-        "pos_weight": run_data.pos_weight.tolist(),
+        "pos_weight": None if run_data.pos_weight is None else run_data.pos_weight.tolist(),
+        **{key: value for key, value in run_data.record.items() if key != "pos_weight"},
         "train_rows": int(len(fit_idx)),
         "validation_rows": int(len(val_idx)),
         "test_rows": int(len(run_data.test_labels)),

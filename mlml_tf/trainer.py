@@ -80,29 +80,33 @@ class TrainingRows:
 
 
 class HeadTrainer(keras.Model):
-    """Trains ``heads`` (features -> (B, H, C)) on batches of row indices of ``rows``.
+    """Trains ``heads`` (features -> (B, H, C) logits, or probabilities) on batches of row
+    indices of ``rows``.
 
-    ``loss`` returns per-entry values, as every loss of :mod:`mlml_tf.losses` does: each head's
-    loss is the mean over its B x C entries of those values times the entry weights
-    (:meth:`head_loss`), as a run alone computes it, and the step descends the sum of the H
-    losses, whose gradient for head h's weights is head h's alone. The trainer computes its
-    loss itself, so ``compile`` takes the optimizer only (Keras' guide "Customizing what happens
-    in fit()" does the same). ``fit``'s logs hold ``loss`` (the sum) and ``loss_0`` ..
+    ``losses`` holds one ``(loss, on_probabilities)`` per head, or one for every head: each
+    loss returns per-entry values, as every loss of :mod:`mlml_tf.losses` does, and reads the
+    head's logits, or its probabilities when ``on_probabilities`` (the sigmoid is applied
+    here). Each head's loss is the mean over its B x C entries of those values times the entry
+    weights (:meth:`head_loss`), as a run alone computes it, and the step descends the sum of
+    the H losses, whose gradient for head h's weights is head h's alone. The trainer computes
+    its loss itself, so ``compile`` takes the optimizer only (Keras' guide "Customizing what
+    happens in fit()" does the same). ``fit``'s logs hold ``loss`` (the sum) and ``loss_0`` ..
     ``loss_{H-1}``, each head's loss as a run alone logs it.
 
     Example:
         >>> trainer = HeadTrainer(build_heads((6, 6, 32), 10, n_heads=3), rows,
-        ...                       WeightedBinaryCrossentropy(from_logits=True))
+        ...                       [(WeightedBinaryCrossentropy(from_logits=True), False)])
         >>> trainer.compile(optimizer=FusedAdadelta(0.1))
         >>> trainer.fit(index_dataset, epochs=4, steps_per_epoch=46)
     """
 
-    def __init__(self, heads: keras.Model, rows: TrainingRows, loss: keras.losses.Loss,
-                 **kwargs) -> None:
+    def __init__(self, heads: keras.Model, rows: TrainingRows, losses: list, **kwargs) -> None:
         super().__init__(**kwargs)
         self.heads = heads
         self.n_heads = int(heads.output.shape[1])
-        self.entry_loss = loss
+        if len(losses) not in (1, self.n_heads):
+            raise ValueError(f"{len(losses)} losses for {self.n_heads} heads")
+        self.entry_losses = list(losses) * (self.n_heads if len(losses) == 1 else 1)
         self._rows = rows
         self.head_losses = [keras.metrics.Mean(name=f"loss_{h}") for h in range(self.n_heads)]
         self(np.zeros((1, *heads.input.shape[1:]), np.float32))
@@ -115,27 +119,32 @@ class HeadTrainer(keras.Model):
         with tf.GradientTape() as tape:
             outputs = self(features, training=True)
             losses = self.head_loss(labels, outputs, weights)
-            total = tf.reduce_sum(losses)
+            total = tf.add_n(losses)
             scaled = self.optimizer.scale_loss(total)
         gradients = tape.gradient(scaled, self.trainable_weights)
         self.optimizer.apply_gradients(zip(gradients, self.trainable_weights, strict=True))
         rows = tf.shape(labels)[0]
         self._loss_tracker.update_state(_unscaled(total), sample_weight=rows)
-        for h, tracker in enumerate(self.head_losses):
-            tracker.update_state(_unscaled(losses[h]), sample_weight=rows)
+        for tracker, loss in zip(self.head_losses, losses, strict=True):
+            tracker.update_state(_unscaled(loss), sample_weight=rows)
         return {m.name: m.result() for m in self.metrics}
 
-    def head_loss(self, labels, outputs, weights):
-        """(H,) the loss of each head: the mean over its B x C entries of the per-entry values
-        of ``loss`` times the entry weights, as Keras' ``"sum_over_batch_size"`` reduces a
-        run's (B, C) loss alone; scaled by 1 / replicas under a distribution strategy, as Keras
+    def head_loss(self, labels, outputs, weights) -> list:
+        """The loss of each head: the mean over its B x C entries of the per-entry values of its
+        loss times the entry weights, as Keras' ``"sum_over_batch_size"`` reduces a run's
+        (B, C) loss alone; scaled by 1 / replicas under a distribution strategy, as Keras
         scales a loss."""
-        dtype = self.entry_loss.dtype
-        values = self.entry_loss.call(tf.cast(labels, dtype), tf.cast(outputs, dtype)) * weights
-        entries = tf.cast(tf.shape(values)[0] * tf.shape(values)[2], values.dtype)
-        losses = tf.reduce_sum(values, axis=(0, 2)) / entries
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        return losses / replicas if replicas > 1 else losses
+        out = []
+        for h, (loss, on_probabilities) in enumerate(self.entry_losses):
+            dtype = loss.dtype
+            predicted = tf.cast(outputs[:, h], dtype)
+            if on_probabilities:
+                predicted = tf.sigmoid(predicted)
+            values = loss.call(tf.cast(labels[:, h], dtype), predicted) * weights[:, h]
+            mean = tf.reduce_sum(values) / tf.cast(tf.size(values), values.dtype)
+            out.append(mean / replicas if replicas > 1 else mean)
+        return out
 
 
 def _unscaled(loss):

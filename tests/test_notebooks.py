@@ -328,7 +328,9 @@ def test_results_notebook_draws_the_figures_and_the_table(chains, dataset):
     table = pd.read_csv(figures / f"{slug}_summary.csv", index_col=[0, 1])
     assert set(table.index.get_level_values(0)) == set(METHODS)
     means = table.filter(like="_mean").to_numpy()
-    assert ((means >= 0) & (means <= 1)).all()
+    rates = table.filter(like="_mean").drop(columns="map_mean").to_numpy()
+    assert ((rates >= 0) & (rates <= 1)).all()
+    assert ((table["map_mean"] >= 0) & (table["map_mean"] <= 100)).all(), "mAP x100"
     expected = summary_table(collect_runs(chains[dataset]["runs"]))
     np.testing.assert_allclose(means, expected.xs("mean", axis=1, level=1).to_numpy())
     assert "| CB-WCE | 0.5 |" in (figures / f"{slug}_summary.md").read_text()
@@ -405,8 +407,9 @@ def test_demo_notebook_runs_offline(tmp_path, kernel):
             assert _nonempty(out / f"{stem}.{ext}")
     table = pd.read_csv(out / "results.csv")
     assert set(table["method"]) == set(METHODS)
-    means = table.filter(like="_mean").to_numpy()
-    assert np.isfinite(means).all() and ((means >= 0) & (means <= 1)).all()
+    rates = table.filter(like="_mean").drop(columns="map_mean").to_numpy()
+    assert np.isfinite(rates).all() and ((rates >= 0) & (rates <= 1)).all()
+    assert ((table["map_mean"] > 0) & (table["map_mean"] <= 100)).all(), "mAP x100"
     shown = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
              if "image/png" in o.get("data", {})]
     assert len(shown) == 4

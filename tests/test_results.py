@@ -53,7 +53,19 @@ def test_experiment_names_are_the_published_ones():
             for ratio in (0.0, 0.25, 0.5, 0.75):
                 for fold in (1, 2, 3, 4):
                     name = experiment_name(method, ratio, fold, naming=naming)
-                    assert parse_experiment_name(name) == (method, ratio, fold)
+                    assert parse_experiment_name(name) == (method, ratio, fold, "paper", None)
+    # The field's methods, and any method under the other protocols: method, protocol, fold.
+    assert experiment_name("asl", 0.5, 1) == "asl_missing_labels0.5_split_1"
+    assert experiment_name("ce", 0.5, 2, protocol="rps") == "ce_rps0.5_split_2"
+    assert experiment_name("csl", None, 3, protocol="fpc", count=1000) == "csl_fpc1000_split_3"
+    assert experiment_name("an-ls", None, 4, protocol="single-positive") == \
+        "an-ls_single_positive_split_4"
+    for args in (("asl", 0.25, 1, "paper", None), ("csl", 0.5, 2, "rps", None),
+                 ("wan", None, 3, "fpc", 30), ("epr", None, 4, "single-positive", None)):
+        method, ratio, fold, protocol, count = args
+        name = experiment_name(method, ratio, fold, protocol=protocol, count=count or 1000)
+        assert parse_experiment_name(name) == args, name
+    assert parse_experiment_name("bce_rps0.5_split_1") is None
     assert parse_experiment_name("PosLimited_original_CE_balanced_ratio0.5split_") is None
     assert parse_experiment_name("events.out.tfevents") is None
     with pytest.raises(DataError, match="unknown method"):
@@ -68,12 +80,12 @@ def test_experiment_names_are_the_published_ones():
 
 def test_names_of_earlier_versions_and_other_ratios_are_read_as_written():
     """mlml-tf before 0.2 wrote the exact ratio; a ratio no paper ratio rounds to stays itself."""
-    assert parse_experiment_name("PosLimited_original_CE_balanced_ratio0.25split_1") == \
+    assert parse_experiment_name("PosLimited_original_CE_balanced_ratio0.25split_1")[:3] == \
         ("ce", 0.25, 1)
-    assert parse_experiment_name("CORRELATION_weighted_CE_balanced_ratio0.75split_2") == \
+    assert parse_experiment_name("CORRELATION_weighted_CE_balanced_ratio0.75split_2")[:3] == \
         ("cb-wce", 0.75, 2)
-    assert parse_experiment_name("nus_3labels_weighted_CE0.3split_4") == ("im-wce", 0.3, 4)
-    assert parse_experiment_name("nus_3labels_weighted_CE0.2split_4", ratios=[0.2]) == \
+    assert parse_experiment_name("nus_3labels_weighted_CE0.3split_4")[:3] == ("im-wce", 0.3, 4)
+    assert parse_experiment_name("nus_3labels_weighted_CE0.2split_4", ratios=[0.2])[:3] == \
         ("im-wce", 0.2, 4)
 
 
