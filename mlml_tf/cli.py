@@ -134,9 +134,29 @@ def _cmd_weights(args: argparse.Namespace) -> int:
     return 0
 
 
+def _method_overrides(args: argparse.Namespace) -> dict[str, dict]:
+    """Per-method hyper-parameters: the ``--params`` file, then every ``--set``, checked."""
+    from mlml_tf.methods import method_params, read_params_file
+
+    overrides = read_params_file(args.params) if args.params else {}
+    for text in args.set or []:
+        key, equals, value = text.partition("=")
+        name, dot, param = key.partition(".")
+        if not equals or not dot or not param:
+            raise DataError(f"--set {text!r} is not of the form METHOD.NAME=VALUE "
+                            "(e.g. csl.gamma_unann=4)")
+        method_params(name, {param: value})
+        overrides.setdefault(name, {})[param] = value
+    return overrides
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from mlml_tf.grid import GridOptions, run_grid
 
+    if args.count and args.protocol != "fpc":
+        raise DataError(f"--count is for --protocol fpc, not {args.protocol}")
+    if args.ratios and args.protocol in ("fpc", "single-positive"):
+        raise DataError(f"--protocol {args.protocol} takes no --ratios")
     options = GridOptions(
         images=args.images,
         image_pattern=args.image_pattern,
@@ -178,6 +198,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         shard=args.shard,
         options=options,
         faithful=args.faithful,
+        protocol=args.protocol,
+        counts=args.count,
+        method_overrides=_method_overrides(args),
     )
     print(summary)
     return 0
@@ -188,8 +211,21 @@ def _add_run_arguments(run: argparse.ArgumentParser) -> None:
 
     run.add_argument("--data", required=True, type=Path, help="data folder (mlml-tf split)")
     run.add_argument("--out", required=True, type=Path, help="output folder, shared by shards")
-    run.add_argument("--methods", nargs="+", choices=["ce", "im-wce", "cb-wce"],
-                     default=["ce", "im-wce", "cb-wce"])
+    from mlml_tf.methods import METHODS, PAPER_METHODS
+
+    run.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(PAPER_METHODS),
+                     help="the paper's CE, IM-WCE, CB-WCE (default), and the field's ASL, CSL, "
+                     "AN, AN-LS, WAN, EPR")
+    run.add_argument("--protocol", choices=["paper", "rps", "fpc", "single-positive"],
+                     default="paper",
+                     help="whose training labels the runs read, as mlml-tf split --protocol "
+                     "wrote them; --ratios are RPS's probabilities, --count FPC's counts")
+    run.add_argument("--count", type=_parse_positive_int, nargs="+", default=None,
+                     help="fpc: the counts of annotated labels per class (default 1000)")
+    run.add_argument("--set", action="append", metavar="METHOD.NAME=VALUE",
+                     help="a hyper-parameter of a method, e.g. csl.gamma_unann=4 (repeatable)")
+    run.add_argument("--params", type=Path, default=None,
+                     help='a JSON file of hyper-parameters: {"csl": {"gamma_unann": 4}, ...}')
     run.add_argument("--ratios", nargs="+", type=_parse_ratio, default=None,
                      help="default: every ratio of the data folder's manifest")
     run.add_argument("--folds", nargs="+", type=_parse_positive_int, default=None,
@@ -279,15 +315,21 @@ def _add_run_arguments(run: argparse.ArgumentParser) -> None:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from mlml_tf.demo import run_demo
 
-    run_demo(out=args.out, quick=args.quick, seed=args.seed)
+    methods = args.methods
+    if methods and "all" in methods:
+        methods = "all"
+    run_demo(out=args.out, quick=args.quick, seed=args.seed, methods=methods)
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from mlml_tf.methods import METHODS, PAPER_METHODS
+
     parser = argparse.ArgumentParser(
         prog="mlml-tf",
         description="Multi-label classification with missing labels: CE, IM-WCE and CB-WCE "
-        "(Ibrahim et al., ICMR 2020) in TensorFlow 2 / Keras 3.",
+        "(Ibrahim et al., ICMR 2020) beside the field's ASL, CSL, AN, AN-LS, WAN and EPR, in "
+        "TensorFlow 2 / Keras 3.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -346,6 +388,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--quick", action="store_true", help="a small version for tests")
     demo.add_argument("--out", type=Path, default=Path("demo_out"))
     demo.add_argument("--seed", type=_parse_seed, default=0)
+    demo.add_argument("--methods", nargs="+", default=None,
+                      choices=["all", *(m for m in METHODS if m not in PAPER_METHODS)],
+                      help="compare these methods of the field (or all) with the paper's, "
+                      "under the paper's protocol, RPS 0.5 and single positive")
     demo.set_defaults(func=_cmd_demo)
     return parser
 

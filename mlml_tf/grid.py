@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from mlml_tf.cache import FeatureCache, folder_lock
 from mlml_tf.errors import DataError, remove_stale_temporaries
+from mlml_tf.labels import FPC_DEFAULT_COUNT
 from mlml_tf.layout import data_set, read_manifest
-from mlml_tf.methods import PAPER_METHODS
+from mlml_tf.methods import PAPER_METHODS, method, method_params, params_key
 from mlml_tf.runs import NAMING
 from mlml_tf.train import (
     BACKUP_MINUTES,
@@ -124,12 +125,24 @@ def experiment_naming(data: str | os.PathLike) -> str:
 
 
 def grid_cells(methods: Sequence[str], ratios: Sequence[float], folds: Sequence[int],
-               shard: tuple[int, int] = (1, 1)) -> list[tuple[str, float, int]]:
-    """The (method, ratio, fold) cells of the grid in a fixed order, this shard's share only."""
+               shard: tuple[int, int] = (1, 1), protocol: str = "paper",
+               counts: Sequence[int] = (FPC_DEFAULT_COUNT,)) -> list[tuple]:
+    """The cells of the grid in a fixed order, this shard's share only: ``(method, ratio,
+    fold)`` under the paper's protocol, ``(method, ratio, fold, protocol, count)`` under the
+    others (``ratios`` are RPS's probabilities; FPC takes its ``counts``; single positive has
+    one setting)."""
     i, n = shard
     if not 1 <= i <= n:
         raise DataError(f"shard {i}/{n}: need 1 <= i <= n")
-    cells = [(m, float(r), int(k)) for r in ratios for k in folds for m in methods]
+    if protocol == "paper":
+        cells = [(m, float(r), int(k)) for r in ratios for k in folds for m in methods]
+    elif protocol == "rps":
+        cells = [(m, float(r), int(k), "rps", FPC_DEFAULT_COUNT)
+                 for r in ratios for k in folds for m in methods]
+    elif protocol == "fpc":
+        cells = [(m, 0.0, int(k), "fpc", int(c)) for c in counts for k in folds for m in methods]
+    else:
+        cells = [(m, 0.0, int(k), protocol, FPC_DEFAULT_COUNT) for k in folds for m in methods]
     return cells[i - 1 :: n]
 
 
@@ -168,6 +181,68 @@ def _image_runs(data: str | os.PathLike, options: GridOptions, verbose: int | st
     return on_images
 
 
+def run_config(name: str, ratio: float, fold: int, protocol: str = "paper",
+               count: int = FPC_DEFAULT_COUNT, epochs: int = 20, loss_input: str = "logits",
+               overrides: Mapping | None = None, params: Mapping | None = None) -> RunConfig:
+    """The settings of one run of the grid. ``loss_input`` applies to the paper's methods (the
+    others read logits, or probabilities through the trainer's sigmoid)."""
+    from_logits = (not method(name).loss_input or loss_input == "logits"
+                   or (loss_input == "original" and name == "ce"))
+    return RunConfig(method=name, ratio=ratio, fold=fold, epochs=epochs, protocol=protocol,
+                     count=count, params=params_key(method_params(name, params)
+                                                    if params else {}),
+                     **{"from_logits": from_logits, **(overrides or {})})
+
+
+def _setting(config: RunConfig) -> str:
+    if config.protocol == "paper":
+        return f"ratio={config.ratio}"
+    if config.protocol == "rps":
+        return f"rps={config.ratio}"
+    return f"fpc={config.count}" if config.protocol == "fpc" else config.protocol
+
+
+def needs_class_prior(config: RunConfig) -> bool:
+    """Whether the run is CSL in selective mode with the prior of a temporary model."""
+    from mlml_tf.train import run_params
+
+    if config.method != "csl":
+        return False
+    params = run_params(config)
+    return params["mode"] == "selective" and params["prior"] == "auto"
+
+
+def class_prior(data: str | os.PathLike, out: str | os.PathLike, cache: FeatureCache,
+                config: RunConfig, verbose: int | str = "auto", log=print) -> Path:
+    """CSL's class prior for the protocol and fold of ``config``: the file of a temporary model,
+    trained (once) as the CSL run in ``"ignore"`` mode (Ben-Baruch et al., CVPR 2022).
+
+    By default (``prior_estimate="clean"``) the prior is the mean predicted probability of
+    each class over the training rows, a clean pass of the trained temporary model; with
+    ``"running"`` it is the authors' estimate, the mean over every training batch of every
+    epoch as the model trained. The temporary run lives under ``out/priors/`` as a run of its
+    own (resumable like any other); its ``class_prior.csv`` (class, prior) is what the CSL runs
+    read, and its bytes are part of their digest.
+    """
+    from mlml_tf.runs import experiment_name
+    from mlml_tf.train import estimate_class_prior, run_params
+
+    params = run_params(config)
+    temporary = dataclasses.replace(
+        config, params=params_key({**dict(config.params), "mode": "ignore", "prior": "none"}))
+    run_data = load_run_data(data, temporary)
+    digest = run_digest(temporary, run_data, cache)
+    value = {"paper": config.ratio, "rps": config.ratio}.get(config.protocol, config.count)
+    name = experiment_name("csl", value, config.fold, protocol=config.protocol,
+                           count=config.count).replace("csl_", "csl-ignore_", 1)
+    run_dir = Path(out) / "priors" / name / digest[:12]
+    with folder_lock(run_dir):
+        path = estimate_class_prior(data, cache, run_dir, temporary, run_data,
+                                    params.get("prior_estimate", "clean"), verbose=verbose,
+                                    log=log)
+    return path
+
+
 @dataclasses.dataclass
 class _Cell:
     """A run of the grid still to train: its folder, settings and arrays."""
@@ -187,7 +262,8 @@ def run_cells(data: str | os.PathLike, out: str | os.PathLike, cache: FeatureCac
               config_overrides: dict | None = None, verbose: int | str = "auto",
               log=print, naming: str = "coco", loss_input: str = "logits",
               on_images=None, together: int | None = None,
-              backup_minutes: float = BACKUP_MINUTES) -> dict[str, int]:
+              backup_minutes: float = BACKUP_MINUTES,
+              method_overrides: Mapping[str, Mapping] | None = None) -> dict[str, int]:
     """Train every cell not yet complete; return counts of done, skipped and busy runs.
 
     ``together``: the runs that share their training rows and settings (every method and ratio
@@ -198,6 +274,10 @@ def run_cells(data: str | os.PathLike, out: str | os.PathLike, cache: FeatureCac
     ``on_images``, for runs whose backbone trains with them (batch statistics, no feature
     cache), is a function ``(config, run_data) -> (digest, train(run_dir))`` used instead of
     ``cache``; those runs train one by one. ``backup_minutes``: see :class:`GridOptions`.
+    ``cells``: as :func:`grid_cells` gives them. ``method_overrides``: per method, the
+    hyper-parameters that differ from its defaults (:func:`mlml_tf.methods.method_params`). A
+    CSL run in selective mode whose prior is "auto" gets the class prior of a temporary model
+    (:func:`class_prior`), trained once per protocol and fold and reused.
     """
     import contextlib
 
@@ -208,17 +288,21 @@ def run_cells(data: str | os.PathLike, out: str | os.PathLike, cache: FeatureCac
 
     counts = {"trained": 0, "already_complete": 0, "running_elsewhere": 0}
     groups: dict[str, list[_Cell]] = {}
-    for method, ratio, fold in cells:
-        from_logits = loss_input == "logits" or (loss_input == "original" and method == "ce")
-        config = RunConfig(method=method, ratio=ratio, fold=fold, epochs=epochs,
-                           **{"from_logits": from_logits, **(config_overrides or {})})
-        run_data = load_run_data(data, config)
+    for cell in cells:
+        name, ratio, fold, protocol, count = (*cell, "paper", FPC_DEFAULT_COUNT)[:5]
+        config = run_config(name, ratio, fold, protocol, count, epochs, loss_input,
+                            config_overrides, (method_overrides or {}).get(name))
+        prior = None
+        if on_images is None and needs_class_prior(config):
+            prior = class_prior(data, out, cache, config, verbose=verbose, log=log)
+        run_data = load_run_data(data, config, prior=prior)
         train = None
         if on_images is None:
             digest = run_digest(config, run_data, cache)
         else:
             digest, train = on_images(config, run_data)
-        run_dir = Path(out) / experiment_name(method, ratio, fold, naming) / digest[:12]
+        run_dir = (Path(out) / experiment_name(name, ratio, fold, naming, protocol, count)
+                   / digest[:12])
         if is_complete(run_dir, digest):
             counts["already_complete"] += 1
             continue
@@ -245,7 +329,7 @@ def run_cells(data: str | os.PathLike, out: str | os.PathLike, cache: FeatureCac
                     remove_stale_temporaries(cell.run_dir)
                     mine.append(cell)
             for cell in mine:
-                log(f"{cell.method} ratio={cell.ratio} fold={cell.fold} -> {cell.run_dir}")
+                log(f"{cell.method} {_setting(cell.config)} fold={cell.fold} -> {cell.run_dir}")
             if len(mine) > 1:
                 log(f"training these {len(mine)} runs side by side")
             if mine and mine[0].train is not None:
@@ -262,10 +346,16 @@ def run_grid(data: str | os.PathLike, out: str | os.PathLike,
              methods: Sequence[str] = PAPER_METHODS, ratios: Sequence[float] | None = None,
              folds: Sequence[int] | None = None, epochs: int = 20,
              shard: tuple[int, int] = (1, 1), options: GridOptions = GridOptions(),
-             faithful: bool = False) -> str:
+             faithful: bool = False, protocol: str = "paper",
+             counts: Sequence[int] | None = None,
+             method_overrides: Mapping[str, Mapping] | None = None) -> str:
     """Feature cache, then every run of this shard, then the summary table of what is done.
 
-    ``faithful=True`` applies :func:`faithful_options` to ``options``.
+    ``faithful=True`` applies :func:`faithful_options` to ``options``. ``protocol``: whose
+    training labels the runs read (the paper's by default; "rps" with ``ratios`` its
+    probabilities, "fpc" with its ``counts``, "single-positive"), as ``mlml-tf split
+    --protocol`` wrote them. ``method_overrides``: per method, the hyper-parameters that
+    differ from its defaults.
     """
     from mlml_tf.features import cache_for_data_folder
     from mlml_tf.results import collect_runs, format_table_markdown, summary_table
@@ -273,8 +363,15 @@ def run_grid(data: str | os.PathLike, out: str | os.PathLike,
     if faithful:
         options = faithful_options(options, data)
     default_ratios, default_folds = grid_defaults(data)
+    if protocol == "rps":
+        default_ratios = [entry["value"] for entry in read_manifest(data).get("protocols", {})
+                          .values() if entry["protocol"] == "rps"] or [0.5]
     ratios = ratios or default_ratios
-    cells = grid_cells(methods, ratios, folds or default_folds, shard)
+    cells = grid_cells(methods, ratios, folds or default_folds, shard, protocol,
+                       counts or [FPC_DEFAULT_COUNT])
+    if options.faithful_batch_norm and (protocol != "paper" or set(methods) - set(PAPER_METHODS)):
+        raise DataError("training on images with batch statistics (--faithful) is for the "
+                        "paper's methods and protocol")
     naming = experiment_naming(data) if options.naming == "auto" else options.naming
     overrides = {
         "batch_size": options.batch_size, "learning_rate": options.learning_rate,
@@ -289,11 +386,12 @@ def run_grid(data: str | os.PathLike, out: str | os.PathLike,
         cache, on_images = None, _image_runs(data, options)
     else:
         cache, on_images = cache_for_data_folder(data, Path(out) / "features", options), None
-    counts = run_cells(data, out, cache, cells, epochs=epochs, config_overrides=overrides,
-                       naming=naming, loss_input=options.loss_input, on_images=on_images,
-                       together=options.together, backup_minutes=options.backup_minutes)
+    done = run_cells(data, out, cache, cells, epochs=epochs, config_overrides=overrides,
+                     naming=naming, loss_input=options.loss_input, on_images=on_images,
+                     together=options.together, backup_minutes=options.backup_minutes,
+                     method_overrides=method_overrides)
     lines = [f"shard {shard[0]}/{shard[1]}: {len(cells)} runs: "
-             + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items())]
+             + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in done.items())]
     runs = collect_runs(out, ratios)
     if len(runs):
         lines.append(format_table_markdown(summary_table(runs)))

@@ -162,6 +162,9 @@ def _partial_targets(labels: RunLabels, params: dict):
 
 
 def _csl_targets(labels: RunLabels, params: dict):
+    if params["prior_estimate"] not in PRIOR_ESTIMATES:
+        raise DataError(f"hyper-parameter 'prior_estimate' of method 'csl': "
+                        f"{params['prior_estimate']!r} is not one of {', '.join(PRIOR_ESTIMATES)}")
     y, w, record = _partial_targets(labels, params)
     if params["mode"] == "selective" and params["prior"] != "none":
         path = labels.prior if params["prior"] == "auto" else Path(params["prior"])
@@ -182,7 +185,7 @@ def _asl(params: dict, from_logits: bool, record: dict):
 def _csl(params: dict, from_logits: bool, record: dict):
     from mlml_tf.losses import PartialSelectiveLoss
 
-    settings = {k: v for k, v in params.items() if k != "prior"}
+    settings = {k: v for k, v in params.items() if k not in ("prior", "prior_estimate")}
     return PartialSelectiveLoss(prior=record.get("prior"), **settings)
 
 
@@ -199,9 +202,9 @@ def _assume_negative(label_smoothing: float, weak: bool):
 def _epr_targets(labels: RunLabels, params: dict):
     y, w, record = _partial_targets(labels, params)
     k = params["expected_positives"]
-    # "auto": the mean number of positives of a training row, a statistic of the data set that
-    # EPR takes as known (Cole et al. give 2.9 for COCO, 1.9 for NUS-WIDE).
-    record["expected_positives"] = float(labels.complete().sum(1).mean()) if k == "auto" else k
+    # By default the mean number of positives of a training row, a statistic of the data set
+    # that EPR takes as known (Cole et al. give 2.9 for COCO, 1.9 for NUS-WIDE).
+    record["expected_positives"] = float(labels.complete().sum(1).mean()) if k is None else k
     return y, w, record
 
 
@@ -213,10 +216,15 @@ def _epr(params: dict, from_logits: bool, record: dict):
 
 #: CSL's hyper-parameters, defaults of the authors' command line; ``prior``: "auto" estimates the
 #: class prior with a temporary model in "ignore" mode (once per data folder, protocol and fold),
-#: "none" selects by likelihood alone, or the path of a prior file (class, prior).
+#: "none" selects by likelihood alone, or the path of a prior file (class, prior);
+#: ``prior_estimate``: "clean", the temporary model's mean prediction over the training rows
+#: once it is trained, or "running", the authors' mean over every training batch as it trains.
 CSL_PARAMS = {"mode": "selective", "gamma_pos": 0.0, "gamma_neg": 1.0, "gamma_unann": 2.0,
               "alpha_pos": 1.0, "alpha_neg": 1.0, "alpha_unann": 1.0, "clip": 0.0,
-              "likelihood_topk": 5, "prior": "auto", "prior_threshold": 0.05}
+              "likelihood_topk": 5, "prior": "auto", "prior_threshold": 0.05,
+              "prior_estimate": "clean"}
+#: How CSL's temporary model estimates the class prior.
+PRIOR_ESTIMATES: tuple[str, ...] = ("clean", "running")
 
 METHODS: dict[str, Method] = {m.name: m for m in (
     Method("ce", "CE", {}, _weighted(lambda labels: np.ones(labels.train.shape, np.float32)),
@@ -231,7 +239,7 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            _assume_negative(0.1, False), on_probabilities=True),
     Method("wan", "WAN", {}, _partial_targets, _assume_negative(0.0, True),
            on_probabilities=True),
-    Method("epr", "EPR", {"expected_positives": "auto"}, _epr_targets, _epr,
+    Method("epr", "EPR", {"expected_positives": None}, _epr_targets, _epr,
            on_probabilities=True),
 )}
 #: The paper's three methods, in the order its tables and figures show them.
@@ -260,17 +268,17 @@ def method_params(name: str, overrides: Mapping[str, object] | None = None) -> d
 
 def _coerce(name: str, key: str, value, default):
     """``value`` in the kind of ``default``: a word for a word (CSL's mode and prior, checked
-    where they are used), a number or "auto" for "auto", a number for a number (whole for a
-    whole one)."""
+    where they are used); for None (a value the method works out, as EPR's k), "auto" or a
+    number; a number for a number (whole for a whole one)."""
     where = f"hyper-parameter {key!r} of method {name!r}"
-    if isinstance(default, str) and default != "auto":
+    if isinstance(default, str):
         return str(value)
-    if default == "auto" and value == "auto":
-        return "auto"
+    if default is None and value in (None, "auto"):
+        return None
     try:
         number = float(value)
     except (TypeError, ValueError):
-        allowed = "a number or 'auto'" if default == "auto" else "a number"
+        allowed = "a number or 'auto'" if default is None else "a number"
         raise DataError(f"{where}: {value!r} is not {allowed}") from None
     if not math.isfinite(number):
         raise DataError(f"{where}: {value!r} is not a finite number")

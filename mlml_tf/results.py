@@ -41,7 +41,8 @@ __all__ = [
     "EVALUATION", "EXPERIMENT_TEMPLATES", "GROUND_TRUTH", "METHOD_LABELS", "METHODS", "METRICS",
     "METRIC_LABELS", "PAPER_METRICS", "PREDICTIONS", "REPORT", "collect_runs",
     "experiment_name", "format_table_markdown", "parse_experiment_name", "plot_metric_boxplots",
-    "plot_true_positives", "POSITIVE_SAMPLES", "read_predictions", "read_run", "run_layout",
+    "plot_method_comparison", "plot_true_positives", "POSITIVE_SAMPLES", "protocol_setting",
+    "read_predictions", "read_run", "run_layout",
     "save_figure", "summary_table", "TABLE_METRICS", "true_positives_table",
     "write_run_outputs",
 ]
@@ -52,8 +53,11 @@ PAPER_METRICS: tuple[str, ...] = ("recall_micro", "precision_micro", "f1_micro",
 TABLE_METRICS: tuple[str, ...] = ("map", *PAPER_METRICS)
 #: Decimals of a metric in a table: mAP is on the field's 0-100 scale.
 _DIGITS = {"map": 2}
-#: The published figures' colours: seaborn's "Blues" palette of three.
-_METHOD_COLORS = {"ce": "#c6dbef", "im-wce": "#6aaed6", "cb-wce": "#2070b4"}
+#: The published figures' colours: seaborn's "Blues" palette of three; the field's methods in
+#: matplotlib's "tab10" colours.
+_METHOD_COLORS = {"ce": "#c6dbef", "im-wce": "#6aaed6", "cb-wce": "#2070b4",
+                  "asl": "#ff7f0e", "csl": "#d62728", "an": "#2ca02c", "an-ls": "#98df8a",
+                  "wan": "#9467bd", "epr": "#8c564b"}
 
 
 def _recency(run_dir: Path) -> tuple:
@@ -275,6 +279,57 @@ def plot_metric_boxplots(
         ax.set_title(METRIC_LABELS.get(metric, metric))
         ax.grid(axis="y", alpha=0.3)
     axes[-1].legend(handles=_legend_handles(methods), loc="best", fontsize="small")
+    figure.tight_layout()
+    return save_figure(figure, out_stem)
+
+
+def protocol_setting(protocol: str, ratio: float) -> str:
+    """A protocol with its ratio, as the comparison figure labels it: "paper 0.5", "rps 0.5",
+    "fpc 1000", "single-positive"."""
+    return protocol if pd.isna(ratio) else f"{protocol} {ratio_text(ratio)}"
+
+
+def plot_method_comparison(
+    df: pd.DataFrame, out_stem: str | os.PathLike,
+    metrics: Sequence[str] = ("map", "f1_micro"),
+) -> list[Path]:
+    """Every method under every protocol: one panel per metric, a group of bars per protocol
+    setting (:func:`protocol_setting`), one bar per method (mean over folds, the standard
+    deviation as an error bar).
+
+    Returns:
+        The written paths, PNG then PDF.
+    """
+    from matplotlib.figure import Figure
+
+    if df.empty:
+        raise DataError("no runs to plot")
+    settings = [protocol_setting(p, r) for p, r in zip(df["protocol"], df["ratio"], strict=True)]
+    df = df.assign(setting=settings)
+    order = list(dict.fromkeys(s for _, s in sorted(
+        zip([(_protocol_rank(p), _ratio_rank(r)) for p, r in zip(df["protocol"], df["ratio"],
+                                                                   strict=True)],
+            settings, strict=True))))
+    methods = _methods_in(df["method"])
+    width = 0.8 / len(methods)
+    figure = Figure(figsize=(max(6.0, 1.6 * len(order) * len(metrics)), 3.8))
+    axes = figure.subplots(1, len(metrics), squeeze=False)[0]
+    for ax, metric in zip(axes, metrics, strict=True):
+        grouped = df.groupby(["setting", "method"])[metric]
+        mean, std = grouped.mean(), grouped.std()
+        for i, method in enumerate(methods):
+            xs = [j - 0.4 + width * (i + 0.5) for j, s in enumerate(order)
+                  if (s, method) in mean.index]
+            keys = [(s, method) for s in order if (s, method) in mean.index]
+            ax.bar(xs, [mean[k] for k in keys], width * 0.9,
+                   yerr=[0.0 if pd.isna(std[k]) else std[k] for k in keys],
+                   color=_METHOD_COLORS.get(method, "0.6"), edgecolor="black", linewidth=0.5,
+                   error_kw={"elinewidth": 0.8, "capsize": 1.5})
+        ax.set_xticks(range(len(order)), order)
+        ax.set_title(METRIC_LABELS.get(metric, metric))
+        ax.grid(axis="y", alpha=0.3)
+    axes[-1].legend(handles=_legend_handles(methods), loc="upper left",
+                    bbox_to_anchor=(1.01, 1.0), fontsize="small")
     figure.tight_layout()
     return save_figure(figure, out_stem)
 

@@ -604,8 +604,8 @@ def train_run(data: str | os.PathLike, cache: FeatureCache, run_dir: str | os.Pa
 
 def train_runs(data: str | os.PathLike, cache: FeatureCache, runs, verbose: int | str = "auto",
                extra: dict | None = None, callbacks: list | tuple = (),
-               backup_minutes: float = BACKUP_MINUTES,
-               phases: dict | None = None) -> list[dict]:
+               backup_minutes: float = BACKUP_MINUTES, phases: dict | None = None,
+               mean_predictions: bool = False) -> list[dict]:
     """Train the heads of several runs side by side in one model, then write each run's results
     as :func:`train_run` does.
 
@@ -624,6 +624,8 @@ def train_runs(data: str | os.PathLike, cache: FeatureCache, runs, verbose: int 
         runs: ``(run_dir, config, run_data or None)`` of each run.
         verbose, extra, callbacks: as in :func:`train_run`.
         backup_minutes: the least time between two checkpoints (0: every epoch end).
+        mean_predictions: also write, beside each head, its mean predicted probabilities over
+            every training batch (CSL's running class prior).
         phases: if given, filled with the seconds spent in each phase, for benchmarks:
             ``prepare`` (labels, weights, digests), ``build`` (model, optimizer, held
             features), ``fit`` (of which ``callbacks``, and ``epochs``: the seconds of each
@@ -655,7 +657,7 @@ def train_runs(data: str | os.PathLike, cache: FeatureCache, runs, verbose: int 
     todo = [r for r in runs if not (r.run_dir / HEAD_WEIGHTS).exists()]
     if todo:
         steps = _train_heads(data, cache, todo, head, strategy, verbose, callbacks,
-                             backup_minutes, phases)
+                             backup_minutes, phases, mean_predictions)
     else:
         steps = step_count(len(runs[0].fit_idx), first.batch_size, epoch_steps(data, first))
     info = {"feature_cache": cache.manifest["settings"], **(extra or {})}
@@ -673,7 +675,8 @@ def _timed(phases: dict | None, name: str):
 
 
 def _train_heads(data, cache: FeatureCache, runs: list[_Run], head, strategy, verbose,
-                 callbacks, backup_minutes: float, phases: dict | None) -> int:
+                 callbacks, backup_minutes: float, phases: dict | None,
+                 mean_predictions: bool = False) -> int:
     """Train the heads of ``runs`` side by side, each from the weights of ``head``, and write
     each one's ``head.weights.h5``."""
     from mlml_tf.model import build_heads
@@ -704,7 +707,8 @@ def _train_heads(data, cache: FeatureCache, runs: list[_Run], head, strategy, ve
             heads = build_heads(cache.shape, labels.shape[-1], len(runs), head=head,
                                 dtype=dtype)
             trainer = HeadTrainer(heads, TrainingRows(labels, weights, held),
-                                  [run_loss(r.config, r.data) for r in runs], dtype=dtype)
+                                  [run_loss(r.config, r.data) for r in runs],
+                                  mean_predictions=mean_predictions, dtype=dtype)
             # One call of the compiled step loop per epoch: Keras' per-step Python work is paid
             # once an epoch, and callbacks act at epoch ends as they did. Keras 3's loop of
             # several steps fails under tf.distribute strategies, which take one step a call.
@@ -761,6 +765,52 @@ def _finish(run: _Run, head, cache: FeatureCache, steps: int, strategy, extra: d
         for stale in run.run_dir.glob("backup-together-*"):
             shutil.rmtree(stale, ignore_errors=True)
     return metrics
+
+
+#: The class prior written by CSL's temporary model, in its run folder.
+CLASS_PRIOR = "class_prior.csv"
+
+
+def estimate_class_prior(data: str | os.PathLike, cache: FeatureCache,
+                         run_dir: str | os.PathLike, config: RunConfig, run_data: RunData,
+                         estimate: str = "clean", verbose: int | str = "auto",
+                         log=print) -> Path:
+    """Train CSL's temporary model, the run ``config`` in ``run_dir`` (skipped when complete,
+    resumed when killed), and write its class prior, ``run_dir/class_prior.csv``.
+
+    ``estimate``: "clean", the mean predicted probability of each class over the training rows
+    by the trained model; "running", the authors' estimate, the mean over every training batch
+    of every epoch, each taken before that step's update.
+    """
+    from mlml_tf.errors import remove_stale_temporaries
+    from mlml_tf.layout import table_classes
+    from mlml_tf.methods import PRIOR_ESTIMATES, class_prior_bytes
+    from mlml_tf.model import build_head
+    from mlml_tf.trainer import MEAN_PREDICTIONS
+
+    if estimate not in PRIOR_ESTIMATES:
+        raise DataError(f"prior_estimate must be one of {', '.join(PRIOR_ESTIMATES)}, "
+                        f"not {estimate!r}")
+    run_dir = Path(run_dir)
+    path = run_dir / CLASS_PRIOR
+    if path.exists():
+        return path
+    if not is_complete(run_dir, run_digest(config, run_data, cache)):
+        remove_stale_temporaries(run_dir)
+        log(f"csl: the class prior's temporary model (ignore mode) -> {run_dir}")
+        train_runs(data, cache, [(run_dir, config, run_data)], verbose=verbose,
+                   mean_predictions=estimate == "running")
+    if estimate == "running":
+        prior = np.load(run_dir / MEAN_PREDICTIONS)
+    else:
+        run = _prepare(data, cache, run_dir, config, run_data)
+        head = build_head(cache.shape, len(run_data.classes), head=config.head)
+        head.load_weights(run_dir / HEAD_WEIGHTS)
+        prior = predict(head, cache, run.train_rows[run.fit_idx]).mean(axis=0)
+    files = (run_files(data, config.ratio, config.fold) if config.protocol == "paper" else
+             protocol_files(data, config.protocol, protocol_value(config), config.fold))
+    write_bytes_atomic(path, class_prior_bytes(table_classes(files["train"]), prior))
+    return path
 
 
 def validation_split(n_rows: int, config: RunConfig) -> tuple[np.ndarray, np.ndarray]:

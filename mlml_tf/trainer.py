@@ -100,7 +100,8 @@ class HeadTrainer(keras.Model):
         >>> trainer.fit(index_dataset, epochs=4, steps_per_epoch=46)
     """
 
-    def __init__(self, heads: keras.Model, rows: TrainingRows, losses: list, **kwargs) -> None:
+    def __init__(self, heads: keras.Model, rows: TrainingRows, losses: list,
+                 mean_predictions: bool = False, **kwargs) -> None:
         super().__init__(**kwargs)
         self.heads = heads
         self.n_heads = int(heads.output.shape[1])
@@ -109,7 +110,22 @@ class HeadTrainer(keras.Model):
         self.entry_losses = list(losses) * (self.n_heads if len(losses) == 1 else 1)
         self._rows = rows
         self.head_losses = [keras.metrics.Mean(name=f"loss_{h}") for h in range(self.n_heads)]
+        self.prediction_sums = None
+        if mean_predictions:
+            # Weights, not metrics: checkpoints carry them, so a resumed run's mean is exact.
+            classes = int(heads.output.shape[-1])
+            self.prediction_sums = self.add_weight((self.n_heads, classes), "zeros",
+                                                   trainable=False, name="prediction_sums")
+            self.prediction_count = self.add_weight((), "zeros", trainable=False,
+                                                    name="prediction_count")
         self(np.zeros((1, *heads.input.shape[1:]), np.float32))
+
+    def mean_training_predictions(self) -> np.ndarray:
+        """(H, C): the mean predicted probability of each class over every training batch so
+        far, computed before each step's update (with ``mean_predictions=True``); CSL's
+        running estimate of the class prior."""
+        return (self.prediction_sums.numpy().astype(np.float64)
+                / max(float(self.prediction_count.numpy()), 1.0))
 
     def call(self, features, training=False):
         return self.heads(features, training=training)
@@ -119,6 +135,11 @@ class HeadTrainer(keras.Model):
         with tf.GradientTape() as tape:
             outputs = self(features, training=True)
             losses = self.head_loss(labels, outputs, weights)
+            if self.prediction_sums is not None:
+                with tape.stop_recording():
+                    probabilities = tf.sigmoid(tf.cast(outputs, tf.float32))
+                    self.prediction_sums.assign_add(tf.reduce_sum(probabilities, axis=0))
+                    self.prediction_count.assign_add(tf.cast(tf.shape(outputs)[0], tf.float32))
             total = tf.add_n(losses)
             scaled = self.optimizer.scale_loss(total)
         gradients = tape.gradient(scaled, self.trainable_weights)
@@ -245,9 +266,15 @@ class RunLogs(keras.callbacks.Callback):
         self._each("on_train_end")
 
 
+#: Beside a head file: the mean predicted probabilities over training, when the trainer kept them.
+MEAN_PREDICTIONS = "mean_training_predictions.npy"
+
+
 class SaveHeads(keras.callbacks.Callback):
     """Writes head h of ``heads`` (a :func:`mlml_tf.model.build_heads` model) to ``paths[h]``
-    when training ends, in the layout of ``head`` (a :func:`mlml_tf.model.build_head` model).
+    when training ends, in the layout of ``head`` (a :func:`mlml_tf.model.build_head` model),
+    and beside it, if the trainer kept them, its mean training predictions
+    (:data:`MEAN_PREDICTIONS`).
 
     Placed before BackupAndRestore, which deletes its checkpoint when training ends, so that a
     kill at any moment leaves one or the other.
@@ -260,7 +287,13 @@ class SaveHeads(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         from mlml_tf.model import head_weights
 
+        means = (self.model.mean_training_predictions()
+                 if getattr(self.model, "prediction_sums", None) is not None else None)
         for h, path in enumerate(self.paths):
+            if means is not None:
+                # Before the head: a run with its head file has its means too.
+                with atomic_path(Path(path).parent / MEAN_PREDICTIONS) as tmp:
+                    np.save(tmp, means[h])
             self.head.set_weights(head_weights(self.heads, h))
             with atomic_path(path) as tmp:
                 self.head.save_weights(tmp)

@@ -217,3 +217,21 @@ def test_quick_demo_resumes_without_training_again(quick_demo):
     assert again["backbone"]["weights_sha256"] == first["backbone"]["weights_sha256"]
     pd.testing.assert_frame_equal(again["table"], first["table"])
     assert elapsed < sum(first["seconds"].values()) / 2
+
+
+@pytest.mark.slow
+def test_quick_demo_compares_the_fields_methods_under_three_protocols(quick_demo):
+    from mlml_tf.demo import COMPARISON, run_demo
+
+    out, first = quick_demo
+    result = run_demo(out, quick=True, seed=0, log=lambda *a: None, methods=["asl", "epr"])
+    assert result["counts"]["trained"] == 0, "the paper's grid is reused"
+    table = result["comparison"]
+    assert {(p, None if np.isnan(r) else r) for p, _, r in table.index} == set(COMPARISON)
+    assert set(table.index.get_level_values(1)) == {"ce", "im-wce", "cb-wce", "asl", "epr"}
+    assert len(table) == 5 * len(COMPARISON)
+    assert (table[("map", "mean")] > 30).all() and (table[("map", "mean")] <= 100).all()
+    text = (out / "methods.md").read_text()
+    assert "| rps | ASL | 0.5 |" in text and "| single-positive | EPR | - |" in text
+    assert (out / "figure_methods.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    pd.testing.assert_frame_equal(result["table"], first["table"])

@@ -3,6 +3,7 @@
 import dataclasses
 import hashlib
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -221,3 +222,62 @@ def test_checkpoints_wait_for_backup_minutes_and_runs_of_0_2_keep_their_digest(
         json.dumps(content, sort_keys=True).encode()).hexdigest()
     assert run_digest(dataclasses.replace(config, mixed_precision=True), run_data, cache) != \
         run_digest(config, run_data, cache)
+
+
+def test_the_fields_methods_train_on_any_protocol_with_cslss_prior_from_a_temporary_model(
+        data_and_cache, tmp_path):
+    from mlml_tf.layout import split_protocol
+    from mlml_tf.methods import read_class_prior
+
+    root, cache, _ = data_and_cache
+    split_protocol(root / "data", "rps", [0.5], seed=0)
+    cells = (grid_cells(["asl", "csl", "an", "epr"], [0.5], [1], protocol="rps")
+             + grid_cells(["csl", "wan"], [0.5], [1]))
+    lines = []
+    settings = {"config_overrides": {"head": "gap", "batch_size": 16, "learning_rate": 1.0},
+                "epochs": 2, "verbose": 0, "log": lines.append}
+    counts = run_cells(root / "data", tmp_path, cache, cells, **settings)
+    assert counts["trained"] == 6
+    assert "training these 6 runs side by side" in lines
+    priors = sorted(p.parent for p in (tmp_path / "priors").rglob("class_prior.csv"))
+    assert [p.parent.name for p in priors] == ["csl-ignore_missing_labels0.5_split_1",
+                                               "csl-ignore_rps0.5_split_1"]
+    runs = collect_runs(tmp_path)
+    assert len(runs) == 6 and set(runs["protocol"]) == {"rps", "paper"}
+    csl = runs[(runs["method"] == "csl") & (runs["protocol"] == "rps")].iloc[0]
+    extra = json.loads((Path(csl["run_dir"]) / "metrics.json").read_text())["extra"]
+    classes = list(pd.read_csv(root / "data" / "rps0.5" / "train1.csv", nrows=0).columns[1:])
+    np.testing.assert_allclose(extra["prior"], read_class_prior(
+        priors[1] / "class_prior.csv", classes), rtol=1e-6)
+    assert dict(extra["config"]["params"]) == {}
+    epr = runs[runs["method"] == "epr"].iloc[0]
+    assert json.loads((Path(epr["run_dir"]) / "metrics.json").read_text())["extra"][
+        "expected_positives"] > 1
+    # Complete runs and their temporary models are reused; another hyper-parameter is another
+    # run, with another temporary model.
+    again = run_cells(root / "data", tmp_path, cache, cells, **settings)
+    assert again["already_complete"] == 6
+    other = run_cells(root / "data", tmp_path, cache, cells[1:2], **settings,
+                      method_overrides={"csl": {"gamma_unann": 4}})
+    assert other["trained"] == 1
+    assert len(list((tmp_path / "priors").rglob("class_prior.csv"))) == 3
+
+
+def test_bad_hyper_parameters_and_prior_files_are_named(data_and_cache, tmp_path):
+    from mlml_tf.methods import method_params, read_class_prior
+
+    with pytest.raises(DataError, match="unknown hyper-parameter 'gamma' of method 'asl'"):
+        method_params("asl", {"gamma": 1})
+    with pytest.raises(DataError, match="'likelihood_topk' of method 'csl': '2.5' is not a whole"):
+        method_params("csl", {"likelihood_topk": "2.5"})
+    with pytest.raises(DataError, match="unknown method 'bce'"):
+        method_params("bce")
+    prior = tmp_path / "prior.csv"
+    for text, where in [("class,prior\na,0.1\nb,nan\n", "line 3, column 'prior'"),
+                        ("class,prior\na,0.1\nc,0.2\n", "line 3, column 'class'"),
+                        ("class,prior\na,0.1\n", "1 classes where the data folder has 2"),
+                        ("class,prior\na,0.1\nb,0.2\nstray\n", "line 4"),
+                        ("name,value\na,0.1\nb,0.2\n", "line 1")]:
+        prior.write_text(text)
+        with pytest.raises(DataError, match=where):
+            read_class_prior(prior, ["a", "b"])
