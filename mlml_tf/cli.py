@@ -147,6 +147,13 @@ def _method_overrides(args: argparse.Namespace) -> dict[str, dict]:
                             "(e.g. csl.gamma_unann=4)")
         method_params(name, {param: value})
         overrides.setdefault(name, {})[param] = value
+    prior = overrides.get("csl", {}).get("prior")
+    if prior not in (None, "auto", "none"):
+        # A prior file is checked against the data folder's classes before anything is written.
+        from mlml_tf.layout import table_classes
+        from mlml_tf.methods import read_class_prior
+
+        read_class_prior(Path(prior), table_classes(Path(args.data) / "groundtruth.csv"))
     return overrides
 
 

@@ -308,7 +308,7 @@ def run_cells(data: str | os.PathLike, out: str | os.PathLike, cache: FeatureCac
             continue
         key = together_key(config, run_data) if train is None else digest
         groups.setdefault(key, []).append(
-            _Cell(method, ratio, fold, config, run_data, digest, run_dir, train))
+            _Cell(name, ratio, fold, config, run_data, digest, run_dir, train))
     size = together or 1
     if together is None and cache is not None and groups:
         first = next(iter(groups.values()))[0]

@@ -164,6 +164,10 @@ class WeightedBinaryCrossentropy(keras.losses.Loss):
         >>> model.fit(x_train, y_train, sample_weight=w)
     """
 
+    #: The value at an entry depends on that entry alone, so heads side by side that share this
+    #: loss are computed in one call on their (B, heads, C) block.
+    entrywise = True
+
     def __init__(
         self,
         from_logits: bool = False,
@@ -406,9 +410,12 @@ def expected_positive_regularization(y_true, y_pred, expected_positives: float):
 
 
 class _FieldLoss(keras.losses.Loss):
-    """A Keras loss over one of the per-entry functions above, its arguments in its config."""
+    """A Keras loss over one of the per-entry functions above, its arguments in its config.
+    ``entrywise``: see :class:`WeightedBinaryCrossentropy` (not CSL's batch-wide top-k, nor
+    EPR's batch regulariser)."""
 
     _function = None
+    entrywise = False
 
     def __init__(self, reduction: str | None = "sum_over_batch_size", name: str | None = None,
                  dtype=None, **arguments) -> None:
@@ -433,6 +440,7 @@ class AsymmetricLoss(_FieldLoss):
     """
 
     _function = staticmethod(asymmetric_loss)
+    entrywise = True
 
     def __init__(self, gamma_pos: float = 1.0, gamma_neg: float = 4.0, clip: float = 0.05,
                  eps: float = ASL_EPSILON, **kwargs) -> None:
@@ -489,6 +497,7 @@ class AssumeNegative(_FieldLoss):
     """
 
     _function = staticmethod(assume_negative)
+    entrywise = True
 
     def __init__(self, label_smoothing: float = 0.0, weak: bool = False, **kwargs) -> None:
         if not 0.0 <= label_smoothing < 1.0:
@@ -499,7 +508,7 @@ class AssumeNegative(_FieldLoss):
 @keras.saving.register_keras_serializable(package="mlml_tf")
 class ExpectedPositiveRegularization(_FieldLoss):
     """EPR of Cole et al. (CVPR 2021), on probabilities, labels 1 / 0 / -1:
-    ``expected_positives`` is k, the expected number of positives per row (the authors use 2.5
+    ``expected_positives`` is k, the expected number of positives per row (the authors use 2.9
     for COCO, 1.9 for NUS-WIDE). See :func:`expected_positive_regularization`.
 
     Example:

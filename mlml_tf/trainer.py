@@ -154,18 +154,44 @@ class HeadTrainer(keras.Model):
         """The loss of each head: the mean over its B x C entries of the per-entry values of its
         loss times the entry weights, as Keras' ``"sum_over_batch_size"`` reduces a run's
         (B, C) loss alone; scaled by 1 / replicas under a distribution strategy, as Keras
-        scales a loss."""
+        scales a loss. Heads with the same entry-wise loss (one whose value at an entry depends
+        on that entry alone) are computed in one call on their (B, g, C) block."""
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        out = []
-        for h, (loss, on_probabilities) in enumerate(self.entry_losses):
+        out = [None] * self.n_heads
+        for heads, (loss, on_probabilities) in _loss_groups(self.entry_losses):
             dtype = loss.dtype
-            predicted = tf.cast(outputs[:, h], dtype)
+            first, last = heads[0], heads[-1] + 1
+            block = slice(first, last) if len(heads) > 1 else first
+            predicted = tf.cast(outputs[:, block], dtype)
             if on_probabilities:
                 predicted = tf.sigmoid(predicted)
-            values = loss.call(tf.cast(labels[:, h], dtype), predicted) * weights[:, h]
-            mean = tf.reduce_sum(values) / tf.cast(tf.size(values), values.dtype)
-            out.append(mean / replicas if replicas > 1 else mean)
+            values = loss.call(tf.cast(labels[:, block], dtype), predicted) * weights[:, block]
+            if len(heads) == 1:
+                means = [tf.reduce_sum(values) / tf.cast(tf.size(values), values.dtype)]
+            else:
+                entries = tf.cast(tf.shape(values)[0] * tf.shape(values)[2], values.dtype)
+                means = tf.unstack(tf.reduce_sum(values, axis=(0, 2)) / entries)
+            for h, mean in zip(heads, means, strict=True):
+                out[h] = mean / replicas if replicas > 1 else mean
         return out
+
+
+def _loss_groups(entry_losses: list) -> list:
+    """Runs of consecutive heads that share one entry-wise loss (same class, settings and
+    input), as ``(heads, (loss, on_probabilities))``; every other head alone."""
+    groups: list = []
+    previous = None
+    for h, (loss, on_probabilities) in enumerate(entry_losses):
+        key = None
+        if getattr(loss, "entrywise", False):
+            config = {k: v for k, v in loss.get_config().items() if k != "name"}
+            key = (type(loss), repr(sorted(config.items())), bool(on_probabilities))
+        if key is not None and key == previous:
+            groups[-1][0].append(h)
+        else:
+            groups.append(([h], (loss, on_probabilities)))
+        previous = key
+    return groups
 
 
 def _unscaled(loss):

@@ -807,6 +807,26 @@ def test_bad_data_or_paths_exit_2_and_write_nothing(data_folder, argv, message):
     assert tree(data_folder) == before and not (data_folder / "out").exists()
 
 
+@pytest.mark.parametrize("text, where", [
+    ("class,prior\na,0.1\nb,nan\nc,0.3\nd,0.4\n", "line 3, column 'prior'"),
+    ("class,prior\na,0.1\nb,0.2\nx,0.3\nd,0.4\n", "line 4, column 'class'"),
+    ("class,prior\na,0.1\nb,0.2\nc,0.3\n", "line 5: 3 classes where the data folder has 4"),
+    ("class,prior\na,0.1\nb,0.2\nc,0.3\nd,0.4\nstray\n", "line 6"),
+])
+def test_a_bad_class_prior_file_is_named_before_anything_is_written(data_folder, text, where):
+    prior = data_folder / "prior.csv"
+    prior.write_text(text)
+    try:
+        before = tree(data_folder)
+        code, err = cli("run", "--data", data_folder / "data", "--out", data_folder / "out",
+                        "--images", data_folder, "--methods", "csl", "--set",
+                        f"csl.prior={prior}")
+        assert code == 2 and f"{prior}, {where}" in err and "Traceback" not in err, err
+        assert tree(data_folder) == before and not (data_folder / "out").exists()
+    finally:
+        prior.unlink()
+
+
 def test_run_with_a_missing_image_writes_no_cache(data_folder, photo_bytes):
     images = data_folder / "images"
     images.mkdir(exist_ok=True)

@@ -189,3 +189,32 @@ def test_bad_loss_arguments_are_named():
         AssumeNegative(label_smoothing=1.0)
     with pytest.raises(DataError, match="expected_positives"):
         ExpectedPositiveRegularization(-1.0)
+
+
+
+def test_heads_side_by_side_each_get_the_loss_of_their_run_alone():
+    from mlml_tf.losses import WeightedBinaryCrossentropy
+    from mlml_tf.model import build_heads
+    from mlml_tf.trainer import HeadTrainer, TrainingRows, _loss_groups
+
+    rng = np.random.default_rng(3)
+    per_head = [(WeightedBinaryCrossentropy(from_logits=True), False),
+                (WeightedBinaryCrossentropy(from_logits=True), False),
+                (AsymmetricLoss(), False), (AsymmetricLoss(gamma_neg=2), False),
+                (PartialSelectiveLoss("selective", prior=[0.5] * 6), False),
+                (AssumeNegative(weak=True), True), (AssumeNegative(weak=True), True),
+                (ExpectedPositiveRegularization(1.5), True)]
+    # Equal entry-wise losses next to each other share one call; CSL and EPR read the batch.
+    assert [h for h, _ in _loss_groups(per_head)] == [[0, 1], [2], [3], [4], [5, 6], [7]]
+    H = len(per_head)
+    labels = rng.choice([1.0, 0.0, -1.0], size=(12, H, 6)).astype(np.float32)
+    labels[:, :4] = labels[:, :4] == 1  # the paper's methods and ASL read 0/1 targets
+    weights = rng.random((12, H, 6)).astype(np.float32)
+    trainer = HeadTrainer(build_heads((2, 2, 3), 6, n_heads=H, head="gap"),
+                          TrainingRows(labels, weights), per_head)
+    outputs = tf.constant(rng.normal(0, 2, (12, H, 6)), tf.float32)
+    got = trainer.head_loss(tf.constant(labels), outputs, tf.constant(weights))
+    for h, (loss, on_probabilities) in enumerate(per_head):
+        predicted = tf.sigmoid(outputs[:, h]) if on_probabilities else outputs[:, h]
+        alone = float(loss(labels[:, h], predicted, sample_weight=weights[:, h]))
+        assert float(got[h]) == pytest.approx(alone, rel=1e-6), h

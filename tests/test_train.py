@@ -114,9 +114,12 @@ def test_grid_skips_complete_runs_and_separates_settings(data_and_cache, tmp_pat
     assert grid_cells(["ce"], [0.5], [1, 2, 3], shard=(2, 2)) == [("ce", 0.5, 2)]
     chosen = [("ce", 0.5, 1), ("cb-wce", 0.5, 1)]
     out = tmp_path / "out"
+    lines = []
     first = run_cells(root / "data", out, cache, chosen, epochs=1, verbose=0,
-                      config_overrides={"head": "gap"}, log=lambda *_: None)
+                      config_overrides={"head": "gap"}, log=lines.append)
     assert first["trained"] == 2
+    assert [line.split(" -> ")[0] for line in lines if " -> " in line] == [
+        "ce ratio=0.5 fold=1", "cb-wce ratio=0.5 fold=1"], "each run named in the log"
     again = run_cells(root / "data", out, cache, chosen, epochs=1, verbose=0,
                       config_overrides={"head": "gap"}, log=lambda *_: None)
     assert again == {"trained": 0, "already_complete": 2, "running_elsewhere": 0}
