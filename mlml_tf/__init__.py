@@ -24,7 +24,7 @@ from mlml_tf.labels import (
 )
 from mlml_tf.layout import read_run_labels, read_table, split
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 # Names served from the Keras layer on first access (PEP 562).
 _LAZY = {
@@ -37,6 +37,11 @@ _LAZY = {
     "PartialSelectiveLoss": "mlml_tf.losses",
     "AssumeNegative": "mlml_tf.losses",
     "ExpectedPositiveRegularization": "mlml_tf.losses",
+    "BalancedCrossentropy": "mlml_tf.losses",
+    "large_loss_matters": "mlml_tf.losses",
+    "role_loss": "mlml_tf.losses",
+    "pseudo_labels": "mlml_tf.losses",
+    "class_positive_rates": "mlml_tf.losses",
     "mean_average_precision": "mlml_tf.metrics",
     "build_model": "mlml_tf.model",
     "build_head": "mlml_tf.model",

@@ -167,7 +167,6 @@ def train_run_on_images(data: str | os.PathLike, image_paths: Sequence[str], ids
     import keras
 
     from mlml_tf.inputs import check_images, non_rgb_images
-    from mlml_tf.losses import WeightedBinaryCrossentropy
     from mlml_tf.runs import write_run_outputs
     from mlml_tf.trainer import StartStep
 
@@ -201,8 +200,7 @@ def train_run_on_images(data: str | os.PathLike, image_paths: Sequence[str], ids
     with strategy.scope():
         model = faithful_image_model(len(run_data.classes), config, backbone, weights,
                                      image_size)
-        model.compile(optimizer=adadelta(config),
-                      loss=WeightedBinaryCrossentropy(from_logits=config.from_logits),
+        model.compile(optimizer=adadelta(config), loss=_image_loss(config, run_data),
                       jit_compile=config.jit_compile)
     head = model.get_layer("head")
     start = StartStep()
@@ -247,6 +245,31 @@ def train_run_on_images(data: str | os.PathLike, image_paths: Sequence[str], ids
                                 thresholds=thresholds, extra=info)
     mark_complete(run_dir, digest, metrics)
     return metrics
+
+
+def _image_loss(config: RunConfig, run_data: RunData):
+    """The run's loss on a model of images to logits (or the original's probabilities). A
+    method that keeps state per training row needs each row's index in the training stream,
+    which this stream of images does not carry."""
+    import keras
+
+    from mlml_tf.train import run_loss
+
+    entry = run_loss(config, run_data)
+    if not isinstance(entry, tuple):
+        raise DataError(f"method {config.method!r} keeps state per training row and needs each "
+                        "row's index in the training stream; training end to end on the images "
+                        "(--faithful-batch-norm) streams no row index: train it on cached "
+                        "features")
+    loss, on_probabilities = entry
+    if not on_probabilities:
+        return loss
+
+    class OnProbabilities(keras.losses.Loss):
+        def call(self, y_true, y_pred):
+            return loss.call(y_true, keras.ops.sigmoid(y_pred))
+
+    return OnProbabilities(name=loss.name)
 
 
 def _backbone_identity(backbone, weights, hub) -> dict:

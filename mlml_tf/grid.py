@@ -17,7 +17,7 @@ from mlml_tf.cache import FeatureCache, folder_lock
 from mlml_tf.errors import DataError, remove_stale_temporaries
 from mlml_tf.labels import FPC_DEFAULT_COUNT
 from mlml_tf.layout import data_set, read_manifest
-from mlml_tf.methods import PAPER_METHODS, method, method_params, params_key
+from mlml_tf.methods import PAPER_METHODS, check_settings, method, method_params, params_key
 from mlml_tf.runs import NAMING
 from mlml_tf.train import (
     BACKUP_MINUTES,
@@ -371,7 +371,19 @@ def run_grid(data: str | os.PathLike, out: str | os.PathLike,
                        counts or [FPC_DEFAULT_COUNT])
     if options.faithful_batch_norm and (protocol != "paper" or set(methods) - set(PAPER_METHODS)):
         raise DataError("training on images with batch statistics (--faithful) is for the "
-                        "paper's methods and protocol")
+                        "paper's methods and protocol (and its stream of images carries no "
+                        "row index, which ROLE, LL-R, LL-Ct, LL-Cp and PL-Shrink need)")
+    # Hyper-parameters out of range for this training are refused before anything is written.
+    from mlml_tf.layout import GROUNDTRUTH, table_classes
+
+    classes = len(table_classes(Path(data) / GROUNDTRUTH))
+    for name in dict.fromkeys(methods):
+        check_settings(name, method_params(name, (method_overrides or {}).get(name)), epochs,
+                       classes)
+        if method(name).objective is not None and options.strategy != "default":
+            raise DataError(f"method {name!r} updates per-row state inside each step, which "
+                            f"--strategy {options.strategy} would split over replicas: train "
+                            "it with the default strategy")
     naming = experiment_naming(data) if options.naming == "auto" else options.naming
     overrides = {
         "batch_size": options.batch_size, "learning_rate": options.learning_rate,

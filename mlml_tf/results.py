@@ -54,10 +54,11 @@ TABLE_METRICS: tuple[str, ...] = ("map", *PAPER_METRICS)
 #: Decimals of a metric in a table: mAP is on the field's 0-100 scale.
 _DIGITS = {"map": 2}
 #: The published figures' colours: seaborn's "Blues" palette of three; the field's methods in
-#: matplotlib's "tab10" colours.
+#: matplotlib's "tab20" colours, the methods that revise their labels in its later pairs.
 _METHOD_COLORS = {"ce": "#c6dbef", "im-wce": "#6aaed6", "cb-wce": "#2070b4",
                   "asl": "#ff7f0e", "csl": "#d62728", "an": "#2ca02c", "an-ls": "#98df8a",
-                  "wan": "#9467bd", "epr": "#8c564b"}
+                  "wan": "#9467bd", "epr": "#8c564b", "role": "#e377c2", "ll-r": "#bcbd22",
+                  "ll-ct": "#dbdb8d", "ll-cp": "#7f7f7f", "pl-shrink": "#17becf"}
 
 
 def _recency(run_dir: Path) -> tuple:

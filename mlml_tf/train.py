@@ -35,7 +35,7 @@ from mlml_tf.layout import (
     read_table,
     run_files,
 )
-from mlml_tf.methods import RunLabels, method, method_params, params_key
+from mlml_tf.methods import RunLabels, check_settings, method, method_params, params_key
 from mlml_tf.runs import COMPLETE, HEAD_WEIGHTS
 
 #: Where CB-WCE counts its co-occurrences (SPEC 4).
@@ -534,11 +534,19 @@ PER_HEAD_FIELDS: tuple[str, ...] = ("method", "ratio", "cb_source", "pos_weight_
                                     "protocol", "count", "params")
 
 
-def run_loss(config: RunConfig, run_data: RunData) -> tuple:
-    """``(loss, on_probabilities)`` of a run: its method's Keras loss and whether it reads
-    probabilities (:class:`mlml_tf.trainer.HeadTrainer`)."""
+def run_loss(config: RunConfig, run_data: RunData, fit_idx: np.ndarray | None = None):
+    """The loss of a run's head (:class:`mlml_tf.trainer.HeadTrainer`): ``(loss,
+    on_probabilities)``, its method's Keras loss and whether it reads probabilities, or, for a
+    method that revises its labels while it trains, its
+    :class:`mlml_tf.objectives.HeadObjective` over the targets of the training rows
+    ``fit_idx`` (all by default), the rows the trainer's stream indexes."""
     chosen = method(config.method)
-    loss = chosen.loss(run_params(config), config.from_logits, run_data.record)
+    params = run_params(config)
+    if chosen.objective is not None:
+        labels = run_data.train_labels if fit_idx is None else run_data.train_labels[fit_idx]
+        check_settings(config.method, params, config.epochs, labels.shape[1])
+        return chosen.objective(params, run_data.record, labels, config.seed)
+    loss = chosen.loss(params, config.from_logits, run_data.record)
     return loss, chosen.on_probabilities
 
 
@@ -682,6 +690,7 @@ def _train_heads(data, cache: FeatureCache, runs: list[_Run], head, strategy, ve
     from mlml_tf.model import build_heads
     from mlml_tf.trainer import (
         AtomicBackupAndRestore,
+        EpochCounter,
         HeadTrainer,
         MallocSettings,
         RunLogs,
@@ -706,9 +715,12 @@ def _train_heads(data, cache: FeatureCache, runs: list[_Run], head, strategy, ve
         with strategy.scope():
             heads = build_heads(cache.shape, labels.shape[-1], len(runs), head=head,
                                 dtype=dtype)
-            trainer = HeadTrainer(heads, TrainingRows(labels, weights, held),
-                                  [run_loss(r.config, r.data) for r in runs],
-                                  mean_predictions=mean_predictions, dtype=dtype)
+            trainer = HeadTrainer(
+                heads, TrainingRows(labels, weights, held),
+                [run_loss(r.config, r.data, r.fit_idx) for r in runs],
+                mean_predictions=mean_predictions, dtype=dtype,
+                estimator_optimizer=lambda multiplier: adadelta(dataclasses.replace(
+                    config, learning_rate=config.learning_rate * multiplier)))
             # One call of the compiled step loop per epoch: Keras' per-step Python work is paid
             # once an epoch, and callbacks act at epoch ends as they did. Keras 3's loop of
             # several steps fails under tf.distribute strategies, which take one step a call.
@@ -726,6 +738,7 @@ def _train_heads(data, cache: FeatureCache, runs: list[_Run], head, strategy, ve
             SaveHeads(heads, head, [d / HEAD_WEIGHTS for d in run_dirs]),
             AtomicBackupAndRestore(str(backup), backup_minutes),
             start,  # after BackupAndRestore, which restores the optimizer's step
+            EpochCounter(),
             RunLogs(run_dirs),
             MallocSettings(),
             *callbacks,

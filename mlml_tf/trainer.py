@@ -72,11 +72,13 @@ class TrainingRows:
         self.features = None if features is None else tf.Variable(features, trainable=False)
 
     def batch(self, data):
+        """``(rows, features, labels, weights)`` of a batch: its row indices and what they
+        gather."""
         if self.features is None:
             rows, features = data
         else:
             rows, features = data, tf.cast(tf.gather(self.features, data), tf.float32)
-        return features, tf.gather(self.labels, rows), tf.gather(self.weights, rows)
+        return rows, features, tf.gather(self.labels, rows), tf.gather(self.weights, rows)
 
 
 class HeadTrainer(keras.Model):
@@ -101,13 +103,27 @@ class HeadTrainer(keras.Model):
     """
 
     def __init__(self, heads: keras.Model, rows: TrainingRows, losses: list,
-                 mean_predictions: bool = False, **kwargs) -> None:
+                 mean_predictions: bool = False, estimator_optimizer=None, **kwargs) -> None:
         super().__init__(**kwargs)
         self.heads = heads
         self.n_heads = int(heads.output.shape[1])
         if len(losses) not in (1, self.n_heads):
             raise ValueError(f"{len(losses)} losses for {self.n_heads} heads")
         self.entry_losses = list(losses) * (self.n_heads if len(losses) == 1 else 1)
+        # Losses with per-row state (mlml_tf.objectives): layers of this model, so that
+        # checkpoints carry their variables.
+        self.objectives = [loss for loss in self.entry_losses if _is_objective(loss)]
+        self.epoch = self.add_weight((), "ones", trainable=False, name="epoch")
+        # Each objective's trainable state (ROLE's label estimator) has its own optimizer,
+        # ``estimator_optimizer(lr_multiplier)``.
+        trained = [o for o in self.objectives if o.estimator_variables]
+        if trained and estimator_optimizer is None:
+            raise ValueError("losses with trainable state need an estimator_optimizer")
+        self.estimator_optimizers = [estimator_optimizer(o.lr_multiplier) for o in trained]
+        for objective, optimizer in zip(trained, self.estimator_optimizers, strict=True):
+            optimizer.build(objective.estimator_variables)
+        self._estimated = [o.estimator_variables for o in trained]
+        self.estimator_variables = [v for group in self._estimated for v in group]
         self._rows = rows
         self.head_losses = [keras.metrics.Mean(name=f"loss_{h}") for h in range(self.n_heads)]
         self.prediction_sums = None
@@ -131,10 +147,12 @@ class HeadTrainer(keras.Model):
         return self.heads(features, training=training)
 
     def train_step(self, data):
-        features, labels, weights = self._rows.batch(data)
+        rows, features, labels, weights = self._rows.batch(data)
         with tf.GradientTape() as tape:
+            for variable in self.estimator_variables:
+                tape.watch(variable.value)
             outputs = self(features, training=True)
-            losses = self.head_loss(labels, outputs, weights)
+            losses = self.head_loss(labels, outputs, weights, rows)
             if self.prediction_sums is not None:
                 with tape.stop_recording():
                     probabilities = tf.sigmoid(tf.cast(outputs, tf.float32))
@@ -142,15 +160,25 @@ class HeadTrainer(keras.Model):
                     self.prediction_count.assign_add(tf.cast(tf.shape(outputs)[0], tf.float32))
             total = tf.add_n(losses)
             scaled = self.optimizer.scale_loss(total)
-        gradients = tape.gradient(scaled, self.trainable_weights)
-        self.optimizer.apply_gradients(zip(gradients, self.trainable_weights, strict=True))
+        trained = self.trainable_weights
+        gradients = tape.gradient(scaled, [*trained,
+                                           *(v.value for v in self.estimator_variables)])
+        self.optimizer.apply_gradients(zip(gradients[: len(trained)], trained, strict=True))
+        # Dense, as a gather's gradient into a (rows, classes) estimator is in the authors'
+        # code: rows outside the batch get a zero gradient.
+        at = len(trained)
+        for optimizer, variables in zip(self.estimator_optimizers, self._estimated,
+                                        strict=True):
+            grads = [tf.convert_to_tensor(g) for g in gradients[at : at + len(variables)]]
+            optimizer.apply_gradients(zip(grads, variables, strict=True))
+            at += len(variables)
         rows = tf.shape(labels)[0]
         self._loss_tracker.update_state(_unscaled(total), sample_weight=rows)
         for tracker, loss in zip(self.head_losses, losses, strict=True):
             tracker.update_state(_unscaled(loss), sample_weight=rows)
         return {m.name: m.result() for m in self.metrics}
 
-    def head_loss(self, labels, outputs, weights) -> list:
+    def head_loss(self, labels, outputs, weights, rows=None) -> list:
         """The loss of each head: the mean over its B x C entries of the per-entry values of its
         loss times the entry weights, as Keras' ``"sum_over_batch_size"`` reduces a run's
         (B, C) loss alone; scaled by 1 / replicas under a distribution strategy, as Keras
@@ -158,7 +186,18 @@ class HeadTrainer(keras.Model):
         on that entry alone) are computed in one call on their (B, g, C) block."""
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         out = [None] * self.n_heads
-        for heads, (loss, on_probabilities) in _loss_groups(self.entry_losses):
+        for heads, entry in _loss_groups(self.entry_losses):
+            if _is_objective(entry):
+                if rows is None:
+                    raise ValueError(f"{entry.name} keeps per-row state: it needs each batch's "
+                                     "row indices")
+                (h,) = heads
+                values = entry.values(rows, labels[:, h], tf.cast(outputs[:, h], tf.float32),
+                                      self.epoch) * weights[:, h]
+                mean = tf.reduce_sum(values) / tf.cast(tf.size(values), values.dtype)
+                out[h] = mean / replicas if replicas > 1 else mean
+                continue
+            loss, on_probabilities = entry
             dtype = loss.dtype
             first, last = heads[0], heads[-1] + 1
             block = slice(first, last) if len(heads) > 1 else first
@@ -181,7 +220,12 @@ def _loss_groups(entry_losses: list) -> list:
     input), as ``(heads, (loss, on_probabilities))``; every other head alone."""
     groups: list = []
     previous = None
-    for h, (loss, on_probabilities) in enumerate(entry_losses):
+    for h, entry in enumerate(entry_losses):
+        if _is_objective(entry):
+            groups.append(([h], entry))
+            previous = None
+            continue
+        loss, on_probabilities = entry
         key = None
         if getattr(loss, "entrywise", False):
             config = {k: v for k, v in loss.get_config().items() if k != "name"}
@@ -192,6 +236,10 @@ def _loss_groups(entry_losses: list) -> list:
             groups.append(([h], (loss, on_probabilities)))
         previous = key
     return groups
+
+
+def _is_objective(entry) -> bool:
+    return isinstance(entry, keras.layers.Layer) and hasattr(entry, "values")
 
 
 def _unscaled(loss):
@@ -237,15 +285,37 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         self._saved = time.monotonic()
 
     def on_train_begin(self, logs=None):
-        super().on_train_begin(logs)
+        from mlml_tf.errors import DataError
+
+        restoring = os.path.exists(self._weights_path)
+        try:
+            super().on_train_begin(logs)
+        except ValueError as exc:
+            # Keras refuses weights of other shapes: a checkpoint of other runs or settings.
+            raise DataError(f"cannot resume from this checkpoint ({exc}); delete it to train "
+                            "from the start", file=self._weights_path) from None
         self._saved = time.monotonic()
-        if os.path.exists(self._weights_path):
+        if restoring:
             step = int(self.model.optimizer.iterations.numpy())
             self.model._initial_epoch = step // self.params["steps"]
+            for objective in getattr(self.model, "objectives", []):
+                objective.check_restored(self._weights_path)
 
     def on_epoch_end(self, epoch, logs=None):
         if time.monotonic() - self._saved >= 60.0 * self.minutes:
             super().on_epoch_end(epoch, logs)
+
+
+class EpochCounter(keras.callbacks.Callback):
+    """Sets the trainer's ``epoch`` (1-based) at each epoch's start, which the schedules of
+    per-row objectives read inside the compiled step, and lets each objective prepare the
+    epoch (:meth:`mlml_tf.objectives.HeadObjective.on_epoch_begin`). After a checkpoint is
+    restored, so a resumed run starts its epoch as an uninterrupted one does."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.model.epoch.assign(float(epoch + 1))
+        for objective in getattr(self.model, "objectives", []):
+            objective.on_epoch_begin(epoch + 1)
 
 
 class RunLogs(keras.callbacks.Callback):
@@ -296,11 +366,27 @@ class RunLogs(keras.callbacks.Callback):
 MEAN_PREDICTIONS = "mean_training_predictions.npy"
 
 
+#: Beside a head file: the per-row state its loss ended with, one ``.npy`` per variable.
+STATE = "state"
+
+
+def save_state(objective, folder: Path) -> None:
+    """Write each variable of ``objective`` (a :class:`mlml_tf.objectives.HeadObjective`) to
+    ``folder/<name>.npy``: ROLE's ``estimator_logits`` (the label estimates are their sigmoid),
+    LL-Cp's ``flipped``, PL-Shrink's ``labels``, ``streak``, ``settled`` and ``positive_rate``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for variable in objective.weights:
+        name = variable.name.split("/")[-1]
+        if name != "fingerprint":
+            with atomic_path(folder / f"{name}.npy") as tmp:
+                np.save(tmp, variable.numpy())
+
+
 class SaveHeads(keras.callbacks.Callback):
     """Writes head h of ``heads`` (a :func:`mlml_tf.model.build_heads` model) to ``paths[h]``
     when training ends, in the layout of ``head`` (a :func:`mlml_tf.model.build_head` model),
     and beside it, if the trainer kept them, its mean training predictions
-    (:data:`MEAN_PREDICTIONS`).
+    (:data:`MEAN_PREDICTIONS`), and the per-row state of its loss (:func:`save_state`).
 
     Placed before BackupAndRestore, which deletes its checkpoint when training ends, so that a
     kill at any moment leaves one or the other.
@@ -315,11 +401,14 @@ class SaveHeads(keras.callbacks.Callback):
 
         means = (self.model.mean_training_predictions()
                  if getattr(self.model, "prediction_sums", None) is not None else None)
+        entries = getattr(self.model, "entry_losses", [None] * len(self.paths))
         for h, path in enumerate(self.paths):
+            # Before the head: a run with its head file has these too.
             if means is not None:
-                # Before the head: a run with its head file has its means too.
                 with atomic_path(Path(path).parent / MEAN_PREDICTIONS) as tmp:
                     np.save(tmp, means[h])
+            if isinstance(entries[h], keras.layers.Layer):
+                save_state(entries[h], Path(path).parent / STATE)
             self.head.set_weights(head_weights(self.heads, h))
             with atomic_path(path) as tmp:
                 self.head.save_weights(tmp)

@@ -726,8 +726,8 @@ def demo() -> nbformat.NotebookNode:
         `QUICK = True` runs the small version, `mlml_tf.demo.QUICK`, in a minute or so; the
         full demo, `mlml_tf.demo.FULL`, trains the whole grid of 48 runs in some minutes on a
         CPU. `METHODS = "all"` also compares the field's methods (ASL, CSL, AN, AN-LS, WAN,
-        EPR) with the paper's, under the paper's protocol, random per sample and single
-        positive.
+        EPR, ROLE, LL-R, LL-Ct, LL-Cp and PL-Shrink) with the paper's, under the paper's
+        protocol, random per sample and single positive.
         """),
         code("""
         MOUNT_DRIVE = False  # nothing here needs Google Drive

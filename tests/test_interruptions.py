@@ -311,3 +311,33 @@ def test_runs_side_by_side_killed_in_training_resume_to_their_results(coco_data,
     for experiments in ("PosLimited_original_*", "CORRELATION_*"):
         check_same_result(out, run_folder(reference, experiments), experiments)
     assert list(out.rglob("backup*")) == [], "the checkpoint is gone once the heads are written"
+
+
+def test_runs_that_revise_their_labels_killed_in_training_resume_to_their_results(coco_data,
+                                                                                  tmp_path):
+    # ROLE's label estimator, LL-Cp's flipped labels and PL-Shrink's pseudo-labels are state
+    # of the model that a SIGKILL must not lose: each resumed run equals the uninterrupted one.
+    args = list(coco_data["args"])
+    methods = args.index("--methods")
+    args[methods + 1 : methods + 2] = ["role", "ll-cp", "pl-shrink"]
+    args += ["--set", "ll-cp.delta=0.2", "--set", "pl-shrink.settle_margin=0.3"]
+    reference = tmp_path / "reference"
+    shutil.copytree(coco_data["reference"].parent.parent / "features", reference / "features")
+    log = tmp_path / "reference.log"
+    assert "training these 3 runs side by side" in finish(
+        start(log, *args, "--out", reference), log)
+    out = tmp_path / "out"
+    shutil.copytree(coco_data["reference"].parent.parent / "features", out / "features")
+    log = tmp_path / "attempt.log"
+    proc = start(log, *args, "--out", out)
+    first = run_folder(reference, "role_*").relative_to(reference)
+
+    def checkpointed():
+        return list((out / first).glob("backup-together-*/latest.weights.h5")) != []
+
+    assert kill_when(proc, checkpointed, random.Random(7).uniform(0.0, 0.5)), \
+        "training ended before its first checkpoint"
+    log = tmp_path / "final.log"
+    finish(start(log, *args, "--out", out), log)
+    for experiments in ("role_*", "ll-cp_*", "pl-shrink_*"):
+        check_same_result(out, run_folder(reference, experiments), experiments)

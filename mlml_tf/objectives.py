@@ -1,0 +1,209 @@
+"""Losses that keep state per training row and revise the labels they train on.
+
+ROLE's label estimator, the permanent flips of Large Loss Matters' LL-Cp and the pseudo-labels
+of PL-Shrink are variables of Keras layers (:class:`HeadObjective`), one per head, trained or
+updated inside :class:`mlml_tf.trainer.HeadTrainer`'s ``train_step`` on the rows of each batch:
+checkpoints carry them, so a resumed run equals an uninterrupted one. The epoch they schedule by
+is the trainer's ``epoch`` variable, set at each epoch's start by
+:class:`mlml_tf.trainer.EpochCounter`. The batch rules themselves are the pure functions of
+:mod:`mlml_tf.losses`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from mlml_tf.errors import DataError
+from mlml_tf.losses import (
+    _sigmoid,
+    balanced_crossentropy,
+    class_positive_rates,
+    large_loss_flips,
+    large_loss_matters,
+    pseudo_labels,
+    role_initial_logits,
+    role_loss,
+)
+
+
+class HeadObjective(keras.layers.Layer):
+    """The loss of one head that keeps per-row state.
+
+    :meth:`values` returns the (B, C) per-entry values for a batch (``rows``: the batch's row
+    indices into the training rows; ``labels`` 1 / 0 / -1; ``logits`` the head's; ``epoch``
+    1-based) and may update the layer's variables for those rows. ``estimator_variables`` are
+    trained by the trainer's second optimizer (a learning rate ``lr_multiplier`` times the
+    head's). ``settings`` (JSON-able) name what the state depends on: its fingerprint is saved
+    with the state, and a checkpoint of other settings is refused on restore
+    (:meth:`check_restored`).
+    """
+
+    lr_multiplier = 1.0
+
+    def __init__(self, rows: int, classes: int, settings: dict, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.rows, self.classes = int(rows), int(classes)
+        self.settings = {"kind": type(self).__name__, "rows": self.rows,
+                         "classes": self.classes, **settings}
+        text = json.dumps(self.settings, sort_keys=True)
+        self.expected = int(hashlib.sha256(text.encode()).hexdigest()[:6], 16)
+        self.fingerprint = self.add_weight((), "zeros", trainable=False, name="fingerprint")
+        self.fingerprint.assign(float(self.expected))
+        self.built = True  # every variable is made here, none from an input shape
+
+    @property
+    def estimator_variables(self) -> list:
+        return []
+
+    def _state(self, name: str, values: np.ndarray | float = 0.0, shape=None):
+        shape = shape or (self.rows, self.classes)
+        variable = self.add_weight(shape, "zeros", trainable=False, name=name)
+        variable.assign(np.broadcast_to(np.asarray(values, np.float32), shape))
+        return variable
+
+    def values(self, rows, labels, logits, epoch):
+        raise NotImplementedError
+
+    def on_epoch_begin(self, epoch: int) -> None:
+        """Called before each epoch (1-based), after a checkpoint is restored."""
+
+    def check_restored(self, path) -> None:
+        got = int(round(float(self.fingerprint.numpy())))
+        if got != self.expected:
+            raise DataError(f"the checkpoint holds the state of {self.name} for other settings "
+                            f"than {json.dumps(self.settings, sort_keys=True)}: delete it to "
+                            "train from the start", file=path)
+
+
+def _update_rows(variable, rows, values) -> None:
+    variable.value.scatter_update(tf.IndexedSlices(tf.cast(values, variable.dtype), rows))
+
+
+class RoleObjective(HeadObjective):
+    """ROLE (Cole et al., CVPR 2021): a label estimator, one trainable logit per (training row,
+    class), initialised as the authors do (:func:`mlml_tf.losses.role_initial_logits`), trained
+    with the classifier by :func:`mlml_tf.losses.role_loss` at ``lr_multiplier`` (10) times the
+    head's learning rate."""
+
+    def __init__(self, observed: np.ndarray, expected_positives: float, seed: int,
+                 lr_multiplier: float = 10.0, **kwargs) -> None:
+        rows, classes = observed.shape
+        super().__init__(rows, classes, {"k": float(expected_positives), "seed": int(seed),
+                                         "lr_multiplier": float(lr_multiplier)}, **kwargs)
+        self.expected_positives = float(expected_positives)
+        self.lr_multiplier = float(lr_multiplier)
+        self.logits = self._state("estimator_logits", role_initial_logits(observed, seed))
+
+    @property
+    def estimator_variables(self) -> list:
+        return [self.logits]
+
+    def estimates(self, rows):
+        return _sigmoid(tf.gather(self.logits, rows))
+
+    def values(self, rows, labels, logits, epoch):
+        return role_loss(labels, _sigmoid(logits), self.estimates(rows), self.expected_positives)
+
+
+#: Large Loss Matters' schemes: how each modifies large losses, and whether flips are permanent.
+LARGE_LOSS_SCHEMES = {"ll-r": ("rejection", False), "ll-ct": ("correction", False),
+                      "ll-cp": ("correction", True)}
+
+
+class LargeLossObjective(HeadObjective):
+    """Large Loss Matters (Kim et al., CVPR 2022): :func:`mlml_tf.losses.large_loss_matters`
+    with the paper's schedule. Epoch 1 modifies nothing; LL-R and LL-Ct then modify the rate
+    (epoch - 1) x ``delta`` of each batch's entries; LL-Cp modifies ``delta`` of them and turns
+    the unknown entries strictly above the threshold into positives for good (its ``flipped``
+    variable, which checkpoints carry). The authors' current code runs LL-Cp as LL-Ct (it
+    compares strings with ``is``); this is the LL-Cp their paper describes."""
+
+    def __init__(self, scheme: str, delta: float, rows: int, classes: int, **kwargs) -> None:
+        if scheme not in LARGE_LOSS_SCHEMES:
+            raise DataError(f"scheme must be one of {', '.join(LARGE_LOSS_SCHEMES)}, "
+                            f"not {scheme!r}")
+        super().__init__(rows, classes, {"scheme": scheme, "delta": float(delta)}, **kwargs)
+        self.mode, self.permanent = LARGE_LOSS_SCHEMES[scheme]
+        self.delta = float(delta)
+        self.flipped = self._state("flipped") if self.permanent else None
+
+    def rate(self, epoch):
+        epoch = tf.cast(epoch, tf.float64)
+        if self.permanent:
+            return tf.where(epoch >= 2.0, tf.constant(self.delta, tf.float64), 0.0)
+        return (epoch - 1.0) * tf.constant(self.delta, tf.float64)
+
+    def values(self, rows, labels, logits, epoch):
+        rate = self.rate(epoch)
+        if self.flipped is not None:
+            flipped = tf.gather(self.flipped, rows)
+            labels = tf.where(flipped > 0, tf.ones_like(labels), labels)
+            flips = tf.cast(large_loss_flips(labels, logits, rate), flipped.dtype)
+            _update_rows(self.flipped, rows, tf.maximum(flipped, flips))
+        return large_loss_matters(labels, logits, rate, self.mode)
+
+
+class PseudoLabelShrink(HeadObjective):
+    """PL-Shrink, after arXiv 2308.00166 (its three parts as its abstract names them; the design
+    and every default are ours, not a reproduction).
+
+    1. Pseudo-labels from the network itself: after ``warmup_epochs``, each time a row is seen,
+       its unknown entries take the label the head's probability (before the step) gives them,
+       1 at ``positive_threshold`` or above, 0 at ``negative_threshold`` or below, else they
+       stay unknown (:func:`mlml_tf.losses.pseudo_labels`); annotated entries are never touched.
+    2. A loss against each class's imbalance from the data set's statistics:
+       :func:`mlml_tf.losses.balanced_crossentropy`, which weighs each class's positives and
+       negatives by their shares of its loss (annotated and pseudo-labelled entries, and the
+       entries still unknown, which count as negatives weighted ``unknown_weight``, default 1:
+       the balance, not a small weight, keeps them from swamping the positives), counted over
+       the training rows again at each epoch's start.
+    3. A label space that shrinks: an entry that is not positive and whose probability has been
+       at most ``settle_margin`` for ``patience`` visits in a row (after the warm-up) is settled
+       and leaves the loss for good; easy negatives, the bulk of the imbalance, drop out first.
+    """
+
+    def __init__(self, observed: np.ndarray, warmup_epochs: int = 1,
+                 positive_threshold: float = 0.9, negative_threshold: float = 0.05,
+                 max_weight: float = 10.0, unknown_weight: float = 1.0,
+                 settle_margin: float = 0.02, patience: int = 2, **kwargs) -> None:
+        rows, classes = observed.shape
+        settings = {"warmup_epochs": int(warmup_epochs),
+                    "positive_threshold": float(positive_threshold),
+                    "negative_threshold": float(negative_threshold),
+                    "max_weight": float(max_weight), "unknown_weight": float(unknown_weight),
+                    "settle_margin": float(settle_margin), "patience": int(patience)}
+        super().__init__(rows, classes, settings, **kwargs)
+        self.options = settings
+        self.current = self._state("labels", observed.astype(np.float32))
+        self.streak = self._state("streak")
+        self.settled = self._state("settled")
+        self.positive_rate = self._state("positive_rate", self._rates(observed),
+                                         shape=(classes,))
+
+    def _rates(self, labels: np.ndarray) -> np.ndarray:
+        return class_positive_rates(labels, self.options["unknown_weight"]).astype(np.float32)
+
+    def on_epoch_begin(self, epoch: int) -> None:
+        self.positive_rate.assign(self._rates(self.current.numpy()))
+
+    def values(self, rows, labels, logits, epoch):
+        o = self.options
+        p = tf.stop_gradient(tf.sigmoid(logits))
+        after = tf.cast(epoch, tf.float32) > float(o["warmup_epochs"])
+        y = tf.where(after, pseudo_labels(labels, p, o["positive_threshold"],
+                                          o["negative_threshold"]), labels)
+        settled = tf.gather(self.settled, rows)
+        values = balanced_crossentropy(y, logits, self.positive_rate, o["max_weight"],
+                                       o["unknown_weight"]) * (1.0 - settled)
+        easy = (y != 1) & (p <= o["settle_margin"])
+        streak = tf.where(easy, tf.gather(self.streak, rows) + 1.0, 0.0)
+        now = tf.cast(after & (streak >= float(o["patience"])), settled.dtype)
+        _update_rows(self.current, rows, y)
+        _update_rows(self.streak, rows, streak)
+        _update_rows(self.settled, rows, tf.maximum(settled, now))
+        return values
