@@ -247,12 +247,21 @@ def _read_cells(path: Path, n_fields: int) -> pd.DataFrame:
 
 
 #: What a cell of each kind of table may hold, as the error messages say it.
-_WANTED = {"labels": "0 or 1", "partial": "1, 0 or -1 (unknown)", "weights": "a number in [0, 1]"}
+_WANTED = {"labels": "0 or 1", "partial": "1, 0 or -1 (unknown)", "weights": "a number in [0, 1]",
+           "own": "1, 0, -1 or empty (unknown)"}
 
 
 def _to_values(cells: np.ndarray, columns: list[str], path: Path, kind: str) -> np.ndarray:
     """Convert string cells to uint8 labels (kind 'labels'), int8 partial labels 1 / 0 / -1
     (kind 'partial') or float32 weights (kind 'weights')."""
+    if kind == "own":
+        # A user's table: an empty cell is an unknown entry, as -1 is.
+        cells = np.where(np.char.str_len(np.char.strip(cells.astype(str))) == 0, "-1", cells)
+        try:
+            return _to_values(cells, columns, path, "partial")
+        except DataError as err:
+            raise DataError(err.reason.replace(_WANTED["partial"], _WANTED["own"]), file=path,
+                            row=err.row, column=err.column) from None
     dtype = {"labels": np.uint8, "partial": np.int8, "weights": np.float32}[kind]
     # Fast path: the usual file holds only the digits 0 and 1 (labels, IM-WCE weights).
     ones = cells == "1"
@@ -291,7 +300,8 @@ def read_table(path: str | os.PathLike, kind: str = "labels") -> pd.DataFrame:
     Args:
         path: a ``groundtruth.csv``, ``train*``, ``test*`` or ``negative_weights*`` file.
         kind: ``"labels"`` (values must be 0/1, returned as uint8), ``"partial"`` (1, 0 or -1
-            for unknown, int8) or ``"weights"`` (numbers in [0, 1], float32).
+            for unknown, int8), ``"own"`` (as partial, and an empty cell is unknown too) or
+            ``"weights"`` (numbers in [0, 1], float32).
 
     Returns:
         A DataFrame indexed by the ids (as strings, so that ``0001_2124494179`` keeps its zeros),

@@ -32,6 +32,11 @@ from mlml_tf.layout import read_groundtruth, read_manifest, read_table, run_file
 #: "Open in Colab" links are generated from it (``notebooks/build_notebooks.py``).
 REPOSITORY = "OWNER/mlml-tf"
 REPOSITORY_URL = f"https://github.com/{REPOSITORY}"
+#: The account in :data:`REPOSITORY` until a real one is set: the notebooks' install cell stops
+#: with a message while their ``PACKAGE_SOURCE`` still names it.
+PLACEHOLDER_OWNER = "OWNER"
+#: Where the notebooks' install cell gets the package by default (their ``PACKAGE_SOURCE``).
+PACKAGE_SOURCE = f"git+{REPOSITORY_URL}"
 #: Where Colab mounts Google Drive; "My Drive" is ``DRIVE_MOUNT_POINT/MyDrive``.
 DRIVE_MOUNT_POINT = "/content/drive"
 #: Installed distributions that installing the package's requirements must never replace:

@@ -18,7 +18,7 @@ import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from mlml_tf.errors import write_bytes_atomic
-from mlml_tf.notebook import REPOSITORY_URL, colab_url
+from mlml_tf.notebook import PACKAGE_SOURCE, PLACEHOLDER_OWNER, colab_url
 
 HERE = Path(__file__).resolve().parent
 BADGE = "https://colab.research.google.com/assets/colab-badge.svg"
@@ -44,6 +44,12 @@ def md(*parts: str) -> nbformat.NotebookNode:
 
 def code(*parts: str, parameters: bool = False) -> nbformat.NotebookNode:
     """A code cell: the parts are blocks of lines."""
+    if parameters:
+        # Every notebook installs the package from PACKAGE_SOURCE (its install cell, on Colab).
+        parts = (*parts, f"""
+        # where pip gets the package on Colab: a repository, a wheel file or a PyPI name
+        PACKAGE_SOURCE = "{PACKAGE_SOURCE}"
+        """)
     cell = new_code_cell(_join(parts, "\n"))
     if parameters:
         cell.metadata["tags"] = ["parameters"]
@@ -82,8 +88,9 @@ def machine_cells(needs_gpu: bool) -> list:
         ## Install the package (on Colab only)
 
         Colab already has TensorFlow, Keras and most of what the package needs. The package
-        itself is installed from its repository with `--no-deps`, so that pip never replaces
-        Colab's TensorFlow (which matches Colab's CUDA); the next cell adds the few missing
+        itself is installed from `PACKAGE_SOURCE` (first cell: its repository, a wheel file you
+        uploaded, or its PyPI name) with `--no-deps`, so that pip never replaces Colab's
+        TensorFlow (which matches Colab's CUDA); the next cell adds the few missing
         requirements the same careful way. Off Colab this cell does nothing: install the
         package with `pip install -e .` from a clone of the repository.
         """),
@@ -93,8 +100,15 @@ def machine_cells(needs_gpu: bool) -> list:
         import sys
 
         if "google.colab" in sys.modules and importlib.util.find_spec("mlml_tf") is None:
+            if "github.com/{PLACEHOLDER_OWNER}/" in PACKAGE_SOURCE:
+                raise SystemExit(
+                    f"PACKAGE_SOURCE is still the placeholder {{PACKAGE_SOURCE!r}}: set it, in "
+                    "the first cell, to where the package is, e.g. "
+                    "'git+https://github.com/<account>/mlml-tf' (the repository's account), "
+                    "'/content/mlml_tf-<version>-py3-none-any.whl' (a wheel you uploaded) or "
+                    "'mlml-tf' (from PyPI)")
             subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-                            "git+{REPOSITORY_URL}"], check=True)
+                            PACKAGE_SOURCE], check=True)
             importlib.invalidate_caches()
         """),
         md("""

@@ -9,6 +9,7 @@ also reads a folder in the original code's layout. The committed notebooks are w
 
 from __future__ import annotations
 
+import importlib.machinery
 import importlib.metadata
 import importlib.util
 import os
@@ -84,7 +85,8 @@ def test_committed_notebook_is_a_clean_story(name):
         if cell.cell_type == "code":
             assert before.cell_type == "markdown", f"{name}: {cell.source[:60]!r}"
     install = code[1].source
-    assert f"git+{notebook.REPOSITORY_URL}" in install and "--no-deps" in install
+    assert f'PACKAGE_SOURCE = "{notebook.PACKAGE_SOURCE}"' in code[0].source
+    assert "PACKAGE_SOURCE], check=True" in install and "--no-deps" in install
     assert '"google.colab" in sys.modules' in install
     assert "notebook.setup(mount_drive=MOUNT_DRIVE" in code[2].source
     assert notebook.colab_url(f"{name}.ipynb") in nb.cells[0].source
@@ -111,6 +113,30 @@ def test_parameters_default_to_the_paper_settings():
     assert coco["ANNOTATIONS"] == "/content/coco/annotations/instances_train2017.json"
     assert params["MSCOCO-results"]["FIGURE3_RATIO"] == 0.5
     assert params["MSCOCO-results"]["TOP_CLASSES"] == 15
+
+
+@pytest.mark.parametrize("name", EXPECTED)
+def test_the_install_cell_stops_on_the_placeholder_and_installs_from_package_source(
+        name, monkeypatch):
+    nb = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
+    params, install = [c.source for c in nb.cells if c.cell_type == "code"][:2]
+    calls = []
+    monkeypatch.setattr("subprocess.run", lambda argv, **kw: calls.append(argv))
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda n, *a: None if n == "mlml_tf" else importlib.machinery.PathFinder
+                        .find_spec(n))
+    scope: dict = {}
+    exec(params, scope)
+    with pytest.raises(SystemExit) as stop:
+        exec(install, scope)
+    message = str(stop.value)
+    assert "PACKAGE_SOURCE is still the placeholder" in message and "<account>" in message
+    assert calls == [], "pip never runs on the placeholder"
+    scope["PACKAGE_SOURCE"] = "/content/mlml_tf-0.4.0-py3-none-any.whl"
+    exec(install, scope)
+    assert calls == [[sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+                      "/content/mlml_tf-0.4.0-py3-none-any.whl"]]
 
 
 def test_readme_links_every_notebook_to_colab():
