@@ -253,15 +253,13 @@ _WANTED = {"labels": "0 or 1", "partial": "1, 0 or -1 (unknown)", "weights": "a 
 
 def _to_values(cells: np.ndarray, columns: list[str], path: Path, kind: str) -> np.ndarray:
     """Convert string cells to uint8 labels (kind 'labels'), int8 partial labels 1 / 0 / -1
-    (kind 'partial') or float32 weights (kind 'weights')."""
+    (kind 'partial', or 'own' where an empty cell is -1 too) or float32 weights (kind
+    'weights')."""
+    wanted = _WANTED[kind]
     if kind == "own":
-        # A user's table: an empty cell is an unknown entry, as -1 is.
+        # A user's table: an empty cell is an unknown entry, as -1 is; otherwise as partial.
         cells = np.where(np.char.str_len(np.char.strip(cells.astype(str))) == 0, "-1", cells)
-        try:
-            return _to_values(cells, columns, path, "partial")
-        except DataError as err:
-            raise DataError(err.reason.replace(_WANTED["partial"], _WANTED["own"]), file=path,
-                            row=err.row, column=err.column) from None
+        kind = "partial"
     dtype = {"labels": np.uint8, "partial": np.int8, "weights": np.float32}[kind]
     # Fast path: the usual file holds only the digits 0 and 1 (labels, IM-WCE weights).
     ones = cells == "1"
@@ -286,7 +284,7 @@ def _to_values(cells: np.ndarray, columns: list[str], path: Path, kind: str) -> 
             if kind == "labels" and col[i] == -1:
                 why = (": files of the original layout hold no unknown entry (-1); unknown "
                        "labels belong to a protocol's files (mlml-tf split --protocol)")
-            raise DataError(f"{shown} is not {_WANTED[kind]}{why}", file=path, row=i + 2,
+            raise DataError(f"{shown} is not {wanted}{why}", file=path, row=i + 2,
                             column=name)
     numbers = np.array(
         [pd.to_numeric(pd.Series(cells[:, j])).to_numpy(np.float64) for j in range(len(columns))]

@@ -588,17 +588,27 @@ def large_loss_matters(y_true, logits, rate, mode: str = "rejection"):
         >>> large_loss_matters(y, np.array([[2.0, 3.0, -1.0, 0.5]]), rate=0.25)[0, 1]  # rejected
         0.0
     """
-    if mode not in LARGE_LOSS_MODES:
-        raise DataError(f"mode must be one of {', '.join(LARGE_LOSS_MODES)}, not {mode!r}")
-    loss, corrected, threshold, unknown_loss, applies = _large_loss_parts(y_true, logits, rate)
-    modified = ops.zeros_like(loss) if mode == "rejection" else corrected
-    return ops.where(applies & ~(unknown_loss < threshold), modified, loss)
+    return _modified_losses(_large_loss_parts(y_true, logits, rate), mode)
 
 
 def large_loss_flips(y_true, logits, rate):
     """(B, C) booleans: the unknown entries that LL-Cp turns into positives for good, those
     whose loss is strictly above the k-th largest unknown loss (:func:`large_loss_matters`)."""
-    _, _, threshold, unknown_loss, applies = _large_loss_parts(y_true, logits, rate)
+    return _flips(_large_loss_parts(y_true, logits, rate))
+
+
+def _modified_losses(parts, mode: str):
+    """:func:`large_loss_matters` from the pieces of :func:`_large_loss_parts`."""
+    if mode not in LARGE_LOSS_MODES:
+        raise DataError(f"mode must be one of {', '.join(LARGE_LOSS_MODES)}, not {mode!r}")
+    loss, corrected, threshold, unknown_loss, applies = parts
+    modified = ops.zeros_like(loss) if mode == "rejection" else corrected
+    return ops.where(applies & ~(unknown_loss < threshold), modified, loss)
+
+
+def _flips(parts):
+    """:func:`large_loss_flips` from the pieces of :func:`_large_loss_parts`."""
+    _, _, threshold, unknown_loss, applies = parts
     return applies & (unknown_loss > threshold)
 
 

@@ -296,10 +296,9 @@ def _check_pl_shrink(params: dict, epochs: int | None, classes: int | None) -> N
     if params["negative_threshold"] >= params["positive_threshold"]:
         _fail("pl-shrink", "negative_threshold", params["negative_threshold"],
               f"below positive_threshold {params['positive_threshold']!r}")
-    for key in ("warmup_epochs", "patience"):
-        if params[key] < (1 if key == "patience" else 0):
-            _fail("pl-shrink", key, params[key], "at least 1" if key == "patience"
-                  else "at least 0")
+    for key, least in (("warmup_epochs", 0), ("patience", 1)):
+        if params[key] < least:
+            _fail("pl-shrink", key, params[key], f"at least {least}")
     if epochs is not None and params["warmup_epochs"] >= epochs:
         _fail("pl-shrink", "warmup_epochs", params["warmup_epochs"],
               f"below the {epochs} epochs of training (no pseudo-label would ever be made)")

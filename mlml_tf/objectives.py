@@ -20,11 +20,12 @@ import tensorflow as tf
 
 from mlml_tf.errors import DataError
 from mlml_tf.losses import (
+    _flips,
+    _large_loss_parts,
+    _modified_losses,
     _sigmoid,
     balanced_crossentropy,
     class_positive_rates,
-    large_loss_flips,
-    large_loss_matters,
     pseudo_labels,
     role_initial_logits,
     role_loss,
@@ -139,13 +140,15 @@ class LargeLossObjective(HeadObjective):
         return (epoch - 1.0) * tf.constant(self.delta, tf.float64)
 
     def values(self, rows, labels, logits, epoch):
-        rate = self.rate(epoch)
         if self.flipped is not None:
             flipped = tf.gather(self.flipped, rows)
             labels = tf.where(flipped > 0, tf.ones_like(labels), labels)
-            flips = tf.cast(large_loss_flips(labels, logits, rate), flipped.dtype)
+        # One ranking of the batch's losses serves both the modified losses and the flips.
+        parts = _large_loss_parts(labels, logits, self.rate(epoch))
+        if self.flipped is not None:
+            flips = tf.cast(_flips(parts), flipped.dtype)
             _update_rows(self.flipped, rows, tf.maximum(flipped, flips))
-        return large_loss_matters(labels, logits, rate, self.mode)
+        return _modified_losses(parts, self.mode)
 
 
 class PseudoLabelShrink(HeadObjective):
@@ -178,7 +181,6 @@ class PseudoLabelShrink(HeadObjective):
                     "max_weight": float(max_weight), "unknown_weight": float(unknown_weight),
                     "settle_margin": float(settle_margin), "patience": int(patience)}
         super().__init__(rows, classes, settings, **kwargs)
-        self.options = settings
         self.current = self._state("labels", observed.astype(np.float32))
         self.streak = self._state("streak")
         self.settled = self._state("settled")
@@ -186,13 +188,13 @@ class PseudoLabelShrink(HeadObjective):
                                          shape=(classes,))
 
     def _rates(self, labels: np.ndarray) -> np.ndarray:
-        return class_positive_rates(labels, self.options["unknown_weight"]).astype(np.float32)
+        return class_positive_rates(labels, self.settings["unknown_weight"]).astype(np.float32)
 
     def on_epoch_begin(self, epoch: int) -> None:
         self.positive_rate.assign(self._rates(self.current.numpy()))
 
     def values(self, rows, labels, logits, epoch):
-        o = self.options
+        o = self.settings
         p = tf.stop_gradient(tf.sigmoid(logits))
         after = tf.cast(epoch, tf.float32) > float(o["warmup_epochs"])
         y = tf.where(after, pseudo_labels(labels, p, o["positive_threshold"],

@@ -24,6 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from mlml_tf.errors import atomic_path
+from mlml_tf.objectives import HeadObjective
 
 
 @keras.saving.register_keras_serializable(package="mlml_tf")
@@ -184,7 +185,6 @@ class HeadTrainer(keras.Model):
         (B, C) loss alone; scaled by 1 / replicas under a distribution strategy, as Keras
         scales a loss. Heads with the same entry-wise loss (one whose value at an entry depends
         on that entry alone) are computed in one call on their (B, g, C) block."""
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
         out = [None] * self.n_heads
         for heads, entry in _loss_groups(self.entry_losses):
             if _is_objective(entry):
@@ -194,25 +194,23 @@ class HeadTrainer(keras.Model):
                 (h,) = heads
                 values = entry.values(rows, labels[:, h], tf.cast(outputs[:, h], tf.float32),
                                       self.epoch) * weights[:, h]
-                mean = tf.reduce_sum(values) / tf.cast(tf.size(values), values.dtype)
-                out[h] = mean / replicas if replicas > 1 else mean
-                continue
-            loss, on_probabilities = entry
-            dtype = loss.dtype
-            first, last = heads[0], heads[-1] + 1
-            block = slice(first, last) if len(heads) > 1 else first
-            predicted = tf.cast(outputs[:, block], dtype)
-            if on_probabilities:
-                predicted = tf.sigmoid(predicted)
-            values = loss.call(tf.cast(labels[:, block], dtype), predicted) * weights[:, block]
+            else:
+                loss, on_probabilities = entry
+                block = slice(heads[0], heads[-1] + 1) if len(heads) > 1 else heads[0]
+                predicted = tf.cast(outputs[:, block], loss.dtype)
+                if on_probabilities:
+                    predicted = tf.sigmoid(predicted)
+                values = loss.call(tf.cast(labels[:, block], loss.dtype),
+                                   predicted) * weights[:, block]
             if len(heads) == 1:
                 means = [tf.reduce_sum(values) / tf.cast(tf.size(values), values.dtype)]
             else:
                 entries = tf.cast(tf.shape(values)[0] * tf.shape(values)[2], values.dtype)
                 means = tf.unstack(tf.reduce_sum(values, axis=(0, 2)) / entries)
             for h, mean in zip(heads, means, strict=True):
-                out[h] = mean / replicas if replicas > 1 else mean
-        return out
+                out[h] = mean
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        return [mean / replicas for mean in out] if replicas > 1 else out
 
 
 def _loss_groups(entry_losses: list) -> list:
@@ -239,7 +237,7 @@ def _loss_groups(entry_losses: list) -> list:
 
 
 def _is_objective(entry) -> bool:
-    return isinstance(entry, keras.layers.Layer) and hasattr(entry, "values")
+    return isinstance(entry, HeadObjective)
 
 
 def _unscaled(loss):
@@ -407,7 +405,7 @@ class SaveHeads(keras.callbacks.Callback):
             if means is not None:
                 with atomic_path(Path(path).parent / MEAN_PREDICTIONS) as tmp:
                     np.save(tmp, means[h])
-            if isinstance(entries[h], keras.layers.Layer):
+            if _is_objective(entries[h]):
                 save_state(entries[h], Path(path).parent / STATE)
             self.head.set_weights(head_weights(self.heads, h))
             with atomic_path(path) as tmp:
