@@ -24,7 +24,7 @@ from mlml_tf.labels import (
 )
 from mlml_tf.layout import read_run_labels, read_table, split
 
-__version__ = "0.4.0"
+__version__ = "0.5.0"
 
 # Names served from the Keras layer on first access (PEP 562).
 _LAZY = {
@@ -55,6 +55,14 @@ _LAZY = {
     "train_run": "mlml_tf.train",
     "train_runs": "mlml_tf.train",
     "run_grid": "mlml_tf.grid",
+    "read_label_table": "mlml_tf.own_data",
+    "validation_rows": "mlml_tf.own_data",
+    "FitSettings": "mlml_tf.own_model",
+    "fit_model": "mlml_tf.own_model",
+    "load_model": "mlml_tf.own_model",
+    "predict_images": "mlml_tf.own_model",
+    "evaluate_model": "mlml_tf.own_model",
+    "export_model": "mlml_tf.own_model",
 }
 
 

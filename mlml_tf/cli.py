@@ -149,11 +149,13 @@ def _method_overrides(args: argparse.Namespace) -> dict[str, dict]:
         overrides.setdefault(name, {})[param] = value
     prior = overrides.get("csl", {}).get("prior")
     if prior not in (None, "auto", "none"):
-        # A prior file is checked against the data folder's classes before anything is written.
+        # A prior file is checked against the classes before anything is written.
         from mlml_tf.layout import table_classes
         from mlml_tf.methods import read_class_prior
 
-        read_class_prior(Path(prior), table_classes(Path(args.data) / "groundtruth.csv"))
+        table = args.labels if getattr(args, "data", None) is None else (
+            Path(args.data) / "groundtruth.csv")
+        read_class_prior(Path(prior), table_classes(table))
     return overrides
 
 
@@ -319,6 +321,168 @@ def _add_run_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument("--seed", type=_parse_seed, default=0)
 
 
+def _fit_settings(args: argparse.Namespace):
+    from mlml_tf.own_model import FitSettings
+
+    overrides = _method_overrides(args)
+    unused = [name for name in overrides if name != args.method]
+    if unused:
+        raise DataError(f"--set / --params name method {unused[0]!r}, but --method is "
+                        f"{args.method!r}")
+    return FitSettings(
+        method=args.method, params=tuple(overrides.get(args.method, {}).items()),
+        validation=args.validation, backbone=args.backbone, weights=args.weights,
+        head=args.head, image_size=args.image_size, scaling=args.scaling, resize=args.resize,
+        epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
+        fine_tune=args.fine_tune, fine_tune_epochs=args.fine_tune_epochs,
+        fine_tune_learning_rate=args.fine_tune_learning_rate,
+        mixed_precision={"auto": "auto", "on": True, "off": False}[args.mixed_precision],
+        seed=args.seed)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from mlml_tf.own_model import fit_model
+
+    fit_model(args.labels, args.images, args.out, _fit_settings(args),
+              image_pattern=args.image_pattern, cache=args.cache,
+              skip_bad_images=args.skip_bad_images, overwrite=args.overwrite,
+              verbose=2 if args.quiet else "auto", progress=not args.quiet)
+    return 0
+
+
+def _threshold(text: str):
+    if text == "tuned":
+        return text
+    return _parse_probability(text)
+
+
+_parse_probability = _parser(float, lambda v: 0.0 <= v <= 1.0, "threshold ", "a number or "
+                             "'tuned'", "is outside [0, 1]")
+_parse_fraction = _parser(float, lambda v: 0.0 <= v < 1.0, "fraction ", "a number",
+                          "is outside [0, 1)")
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from mlml_tf.own_model import predict_images
+
+    result = predict_images(args.model, args.images, args.out, threshold=args.threshold,
+                            top_k=args.top_k, batch_size=args.batch_size,
+                            skip_bad_images=args.skip_bad_images, progress=not args.quiet)
+    print(f"{result.path}: {result.rows} images")
+    if result.skipped:
+        print(f"{len(result.skipped)} images left out, listed in "
+              f"{result.path.name}.skipped.csv: "
+              + "; ".join(f"{b.path}: {b.reason}" for b in result.skipped[:3]))
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from mlml_tf.own_model import evaluate_model
+
+    metrics = evaluate_model(args.model, args.labels, args.images, args.out,
+                             image_pattern=args.image_pattern, threshold=args.threshold,
+                             batch_size=args.batch_size)
+    annotated = metrics.get("annotated")
+    print(f"{args.out}: {metrics['n_samples']} rows, mAP {metrics['map']:.2f}, micro F1 "
+          f"{metrics['f1_micro']:.4f}"
+          + (f"; over the annotated entries partial mAP {annotated['partial_map']:.2f}, "
+             f"micro F1 {annotated['f1_micro']:.4f}" if annotated else ""))
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from mlml_tf.own_model import export_model
+
+    print(f"{export_model(args.model, args.out)}: SavedModel, signature serving_default "
+          "(images: encoded image bytes -> probabilities)")
+    return 0
+
+
+def _add_own_parsers(sub) -> None:
+    from mlml_tf.methods import METHODS
+    from mlml_tf.own_model import ORACLE_METHODS, OWN_RESIZES
+
+    train = sub.add_parser("train", help="train a model of your own label table and images")
+    train.add_argument("--labels", required=True, type=Path,
+                       help="CSV: an image path (or id) column, then one column per class of "
+                       "1, 0, -1 or empty (unknown)")
+    train.add_argument("--images", required=True, type=Path, help="the images folder")
+    train.add_argument("--out", required=True, type=Path, help="the model folder to write")
+    train.add_argument("--image-pattern", default=None,
+                       help="file of an id under --images, e.g. '{id}.jpg' (default: the "
+                       "first column is the path)")
+    train.add_argument("--method", choices=[m for m in METHODS if m not in ORACLE_METHODS],
+                       default="cb-wce")
+    train.add_argument("--set", action="append", metavar="METHOD.NAME=VALUE",
+                       help="a hyper-parameter of the method, e.g. csl.gamma_unann=4")
+    train.add_argument("--params", type=Path, default=None,
+                       help='a JSON file of hyper-parameters: {"csl": {"gamma_unann": 4}}')
+    train.add_argument("--validation", type=_parse_fraction, default=0.2,
+                       help="share of the rows held out, stratified, to tune per-class "
+                       "thresholds and report validation metrics (default 0.2; 0: none)")
+    train.add_argument("--backbone", default="InceptionResNetV2",
+                       help="a keras.applications model name, or a SavedModel directory")
+    train.add_argument("--weights", default="imagenet",
+                       help="'imagenet' (downloaded), 'none', or a local weights file")
+    train.add_argument("--head", choices=["original", "gap"], default="original")
+    train.add_argument("--scaling", choices=["imagenet", "inception"], default="imagenet")
+    train.add_argument("--image-size", type=_parse_positive_int, default=224)
+    train.add_argument("--resize", choices=list(OWN_RESIZES), default="antialias",
+                       help="how the saved model resizes: bilinear with anti-aliasing "
+                       "(default) or without")
+    train.add_argument("--epochs", type=_parse_positive_int, default=20)
+    train.add_argument("--batch-size", type=_parse_positive_int, default=32)
+    train.add_argument("--learning-rate", type=_parse_learning_rate, default=0.1,
+                       help="Adadelta's rate of the head's training (default 0.1)")
+    train.add_argument("--fine-tune", type=_parse_count, default=0, metavar="N",
+                       help="then train the backbone's top N layers with weights (batch norm "
+                       "frozen) with the head on the images, lightly augmented")
+    train.add_argument("--fine-tune-epochs", type=_parse_positive_int, default=5)
+    train.add_argument("--fine-tune-learning-rate", type=_parse_learning_rate, default=1e-5,
+                       help="Adam's rate of the fine-tuning (default 1e-5)")
+    train.add_argument("--mixed-precision", choices=["auto", "on", "off"], default="auto",
+                       help="fine-tune in float16; auto: where a GPU is present")
+    train.add_argument("--cache", type=Path, default=None,
+                       help="feature cache folder (default ~/.cache/mlml-tf/features)")
+    train.add_argument("--skip-bad-images", action="store_true",
+                       help="leave out rows whose image cannot be read instead of stopping")
+    train.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    train.add_argument("--quiet", action="store_true", help="no progress bars")
+    train.add_argument("--seed", type=_parse_seed, default=0)
+    train.set_defaults(func=_cmd_train)
+
+    predict = sub.add_parser("predict", help="tag images with a trained model")
+    predict.add_argument("--model", required=True, type=Path, help="a model folder")
+    predict.add_argument("--images", required=True, type=Path, nargs="+",
+                         help="image files and folders")
+    predict.add_argument("--out", required=True, type=Path, help="the CSV file to write")
+    predict.add_argument("--threshold", type=_threshold, default="tuned",
+                         help="'tuned' (default: the model's per-class thresholds) or a number")
+    predict.add_argument("--top-k", type=_parse_positive_int, default=None, metavar="K",
+                         help="label each image with its K most probable classes instead")
+    predict.add_argument("--batch-size", type=_parse_positive_int, default=32)
+    predict.add_argument("--skip-bad-images", action="store_true",
+                         help="leave unreadable files out (listed in OUT.skipped.csv)")
+    predict.add_argument("--quiet", action="store_true", help="no progress bar")
+    predict.set_defaults(func=_cmd_predict)
+
+    evaluate = sub.add_parser("evaluate", help="score a trained model on a label table")
+    evaluate.add_argument("--model", required=True, type=Path, help="a model folder")
+    evaluate.add_argument("--labels", required=True, type=Path, help="a table of its classes")
+    evaluate.add_argument("--images", required=True, type=Path, help="the images folder")
+    evaluate.add_argument("--out", required=True, type=Path,
+                          help="folder of the results, written as a grid run's")
+    evaluate.add_argument("--image-pattern", default=None)
+    evaluate.add_argument("--threshold", type=_threshold, default="tuned")
+    evaluate.add_argument("--batch-size", type=_parse_positive_int, default=32)
+    evaluate.set_defaults(func=_cmd_evaluate)
+
+    export = sub.add_parser("export", help="a TensorFlow SavedModel on image bytes for serving")
+    export.add_argument("--model", required=True, type=Path, help="a model folder")
+    export.add_argument("--out", required=True, type=Path, help="the SavedModel folder")
+    export.set_defaults(func=_cmd_export)
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from mlml_tf.demo import run_demo
 
@@ -390,6 +554,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="train and evaluate the grid of methods x ratios x folds")
     _add_run_arguments(run)
     run.set_defaults(func=_cmd_run)
+
+    _add_own_parsers(sub)
 
     demo = sub.add_parser("demo", help="the whole protocol offline on handwritten-digit mosaics")
     demo.add_argument("--quick", action="store_true", help="a small version for tests")

@@ -31,8 +31,10 @@ IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 SCALINGS: tuple[str, ...] = ("imagenet", "inception")
 #: How images are brought to the backbone's input size: "skimage", as the original's
 #: ``skimage.transform.resize`` (anti-aliased when shrinking, SPEC 5), or "bilinear",
-#: ``tf.image.resize`` without anti-aliasing (faster, blurs less, aliases more).
-RESIZES: tuple[str, ...] = ("skimage", "bilinear")
+#: ``tf.image.resize`` without anti-aliasing (faster, blurs less, aliases more), or "antialias",
+#: ``tf.image.resize`` with its own anti-aliasing, what ``keras.layers.Resizing(antialias=True)``
+#: computes inside a saved model (:mod:`mlml_tf.own_model`).
+RESIZES: tuple[str, ...] = ("skimage", "bilinear", "antialias")
 #: How image_dataset checks files before use: "quick" reads each file's first and last bytes and
 #: decodes only files whose end marker is missing; "full" decodes every file; "none" trusts them.
 CHECKS: tuple[str, ...] = ("quick", "full", "none")
@@ -76,7 +78,7 @@ def resize_image(image, size: tuple[int, int], method: str = "skimage") -> tf.Te
     gathered rows: plain TensorFlow ops, usable inside ``tf.data``. On real photographs it
     matches skimage to within 1e-4 (values in [0, 1]). These are skimage's defaults since 0.15;
     0.14 neither smoothed nor mirrored, and the original's notebooks do not say which they ran.
-    ``"bilinear"`` is ``tf.image.resize`` without anti-aliasing.
+    ``"bilinear"`` is ``tf.image.resize`` without anti-aliasing, ``"antialias"`` with it.
 
     Args:
         image: (height, width, channels) tensor, any real or integer dtype.
@@ -90,8 +92,8 @@ def resize_image(image, size: tuple[int, int], method: str = "skimage") -> tf.Te
         >>> resize_image(tf.zeros((512, 384, 3), tf.uint8), (224, 224)).shape
         TensorShape([224, 224, 3])
     """
-    if method == "bilinear":
-        return tf.image.resize(image, size)
+    if method in ("bilinear", "antialias"):
+        return tf.image.resize(image, size, antialias=method == "antialias")
     if method != "skimage":
         raise DataError(f"unknown resize {method!r}: choose one of {list(RESIZES)}")
     image = tf.convert_to_tensor(image)

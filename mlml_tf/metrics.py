@@ -280,6 +280,42 @@ def evaluate(
     }
 
 
+def annotated_metrics(
+    y_true: np.ndarray,
+    y_prob: np.ndarray,
+    threshold: float | Sequence[float] | np.ndarray = DEFAULT_THRESHOLD,
+) -> dict:
+    """Scores of a partially annotated ground truth over its annotated entries only.
+
+    ``y_true`` holds 1, 0 or -1 (unknown); the unknown entries are left out of every count:
+    ``partial_map`` (:func:`mean_average_precision` with them left out of each class's
+    ranking, x100), ``precision_micro``, ``recall_micro``, ``f1_micro`` and ``roc_auc_micro``
+    over the annotated entries, and ``n_annotated_entries`` / ``n_unknown_entries``. What
+    :func:`evaluate` gives for the same table counts the unknown entries as negatives.
+
+    Example:
+        >>> y = np.array([[1, -1], [0, 1], [-1, 0]])
+        >>> p = np.array([[0.9, 0.8], [0.6, 0.7], [0.3, 0.1]])
+        >>> annotated_metrics(y, p)["precision_micro"]
+        0.6666666666666666
+    """
+    partial = check_partial_labels(y_true, "y_true")
+    _, prob = check_predictions(partial == 1, y_prob)
+    t = _thresholds(threshold, partial.shape[1])
+    known = partial != UNKNOWN
+    truth, pred, score = partial[known] == 1, (prob > t[None, :])[known], prob[known]
+    return {
+        "partial_map": mean_average_precision(partial, prob),
+        "precision_micro": float(precision_score(truth, pred, zero_division=0)),
+        "recall_micro": float(recall_score(truth, pred, zero_division=0)),
+        "f1_micro": float(f1_score(truth, pred, zero_division=0)),
+        "roc_auc_micro": float(roc_auc_score(truth, score)) if 0 < truth.sum() < truth.size
+        else None,
+        "n_annotated_entries": int(known.sum()),
+        "n_unknown_entries": int((~known).sum()),
+    }
+
+
 def per_class_report(
     y_true: np.ndarray,
     y_prob: np.ndarray,
@@ -351,8 +387,11 @@ def tune_thresholds(
     a class whose validation F1 is flat, e.g. one with no positive there, keeps the default 0.5
     rather than a threshold of 0 that would predict it everywhere.
 
+    Entries of ``y_true_val`` equal to -1 (unknown) are left out of their class's counts: the
+    F1 of a class is that of its annotated validation entries.
+
     Args:
-        y_true_val: (rows, classes) 0/1 validation labels.
+        y_true_val: (rows, classes) 0/1 validation labels, or 1/0/-1.
         y_prob_val: (rows, classes) validation probabilities.
         grid: candidate thresholds in [0, 1]; default 0, 0.01, ..., 0.99.
 
@@ -365,7 +404,9 @@ def tune_thresholds(
         >>> float(tune_thresholds(y, p, grid=[0.1, 0.25, 0.5])[0])
         0.25
     """
-    truth, prob = check_predictions(y_true_val, y_prob_val)
+    partial = check_partial_labels(y_true_val, "y_true_val")
+    _, prob = check_predictions(partial == 1, y_prob_val)
+    truth, known = partial == 1, partial != UNKNOWN
     g = np.asarray(grid, dtype=np.float64).ravel()
     if g.size == 0:
         raise DataError("the threshold grid is empty")
@@ -378,7 +419,7 @@ def tune_thresholds(
     # scores (and how many positive scores) lie above it, without a loop over grid x classes.
     below = np.searchsorted(sorted_g, prob, side="left")
     offset = (np.arange(c) * (g.size + 1))[None, :]
-    hist_all = np.bincount((below + offset).ravel(), minlength=c * (g.size + 1))
+    hist_all = np.bincount((below + offset)[known], minlength=c * (g.size + 1))
     hist_pos = np.bincount((below + offset)[truth], minlength=c * (g.size + 1))
     above_all = _count_above(hist_all.reshape(c, g.size + 1))
     above_pos = _count_above(hist_pos.reshape(c, g.size + 1))

@@ -572,3 +572,65 @@ def save_table(table: pd.DataFrame, out_stem: str | os.PathLike) -> list[Path]:
     flat.columns = ["_".join(str(p) for p in c) for c in table.columns]
     write_bytes_atomic(csv, flat.to_csv(lineterminator="\n").encode())
     return [markdown, csv]
+
+
+#: The classes of :func:`own_data_example`, each the set of skimage photographs (by index in
+#: ``EXAMPLE_PHOTOGRAPHS``) it is true of: what a picture shows decides its labels.
+EXAMPLE_PHOTOGRAPHS: tuple[str, ...] = (
+    "astronaut", "coffee", "chelsea", "rocket", "camera", "coins", "hubble_deep_field",
+    "immunohistochemistry", "clock", "moon", "page", "text", "brick", "grass", "gravel",
+    "colorwheel", "retina", "stereo_motorcycle")
+EXAMPLE_CLASSES: dict[str, tuple[int, ...]] = {
+    "colour": (0, 1, 2, 3, 6, 7, 15, 16, 17),
+    "round": (1, 5, 8, 9, 15, 16),
+    "texture": (12, 13, 14),
+    "writing": (10, 11),
+    "animal": (2,),
+}
+
+
+def own_data_example(root: str | os.PathLike, n_images: int = 48, seed: int = 0,
+                     unknown: float = 0.3) -> dict:
+    """A small data set of one's own, made of the photographs scikit-image ships: ``images/``
+    (JPEG and PNG files in two subfolders, each a random crop of a photograph, maybe mirrored,
+    at a random small size) and ``labels.csv`` over it, the labels of each picture with a share
+    ``unknown`` of the entries left empty (some written -1): positives are missing, as in a
+    table one labels by hand. Returns the paths, the image names and the complete labels."""
+    from PIL import Image
+    from skimage import data as photographs
+
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    pictures = []
+    for name in EXAMPLE_PHOTOGRAPHS:
+        picture = getattr(photographs, name)()
+        picture = picture[0] if name == "stereo_motorcycle" else picture
+        pictures.append(np.stack([picture] * 3, -1) if picture.ndim == 2 else picture[..., :3])
+    images, names, truth = root / "images", [], []
+    for i in range(n_images):
+        source = i % len(pictures)
+        picture = pictures[source]
+        h, w = picture.shape[:2]
+        ch, cw = int(h * rng.uniform(0.55, 1.0)), int(w * rng.uniform(0.55, 1.0))
+        top, left = rng.integers(0, h - ch + 1), rng.integers(0, w - cw + 1)
+        crop = picture[top: top + ch, left: left + cw]
+        crop = crop[:, ::-1] if rng.random() < 0.5 else crop
+        size = (int(rng.integers(48, 96)), int(rng.integers(48, 96)))
+        name = f"{'a' if i % 2 else 'b'}/img{i:03d}.{'png' if i % 3 == 0 else 'jpg'}"
+        path = images / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.ascontiguousarray(crop)).resize(size, Image.BILINEAR).save(
+            path, format="PNG" if name.endswith("png") else "JPEG", quality=90)
+        names.append(name)
+        truth.append([int(source in members) for members in EXAMPLE_CLASSES.values()])
+    truth = np.array(truth, dtype=np.int8)
+    shown = truth.astype(object)
+    hide = rng.random(truth.shape) < unknown
+    shown[hide] = ""
+    shown[hide & (rng.random(truth.shape) < 0.3)] = -1
+    lines = ["image," + ",".join(EXAMPLE_CLASSES)]
+    lines += [",".join([n, *map(str, row)]) for n, row in zip(names, shown, strict=True)]
+    labels = root / "labels.csv"
+    write_bytes_atomic(labels, ("\n".join(lines) + "\n").encode())
+    return {"images": images, "labels": labels, "names": names, "truth": truth}
+

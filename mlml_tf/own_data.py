@@ -25,20 +25,22 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 @dataclasses.dataclass(frozen=True)
 class LabelTable:
     """The rows of a label table: ``names`` as the first column writes them, the image
-    ``paths`` they name, the ``classes`` and the (rows, classes) int8 ``labels``, 1 / 0 / -1."""
+    ``paths`` they name, the ``classes`` and the (rows, classes) int8 ``labels``, 1 / 0 / -1,
+    read from the table ``source`` over the images folder ``images``."""
 
     names: list[str]
     paths: list[Path]
     classes: list[str]
     labels: np.ndarray
     source: Path
+    images: Path
 
     def __len__(self) -> int:
         return len(self.names)
 
 
 def read_label_table(path: str | os.PathLike, images: str | os.PathLike,
-                     image_pattern: str | None = None) -> LabelTable:
+                     image_pattern: str | None = None, learnable: bool = True) -> LabelTable:
     """Read a user's label table and find each row's image under ``images``.
 
     ``image_pattern`` (e.g. ``"{id}.jpg"``) makes an image path of the first column's id;
@@ -46,7 +48,8 @@ def read_label_table(path: str | os.PathLike, images: str | os.PathLike,
     column: every fault of a table (:func:`mlml_tf.layout.read_table`), a value other than 1, 0,
     -1 or empty, an images folder that is missing or holds no image, a row whose image is not
     there, a class column unknown in every row (nothing to learn it from), and a table without
-    any positive label.
+    any positive label; ``learnable=False`` (a table to evaluate a model on) accepts those last
+    two.
     """
     path, root = Path(path), Path(images)
     if not root.is_dir():
@@ -73,6 +76,8 @@ def read_label_table(path: str | os.PathLike, images: str | os.PathLike,
     labels = table.to_numpy().astype(np.int8)
     classes = list(table.columns)
     unknown = (labels == UNKNOWN).all(axis=0)
+    if not learnable:
+        return LabelTable(names, paths, classes, labels, path, root)
     if unknown.any():
         name = classes[int(np.flatnonzero(unknown)[0])]
         raise DataError(f"class {name!r} is unknown (-1 or empty) in every row: nothing to "
@@ -81,7 +86,7 @@ def read_label_table(path: str | os.PathLike, images: str | os.PathLike,
     if not (labels == 1).any():
         raise DataError("no row has a positive label: a model cannot learn from negatives and "
                         "unknown entries alone", file=path)
-    return LabelTable(names, paths, classes, labels, path)
+    return LabelTable(names, paths, classes, labels, path, root)
 
 
 def validation_rows(labels: np.ndarray, fraction: float, seed: int = 0) -> tuple[np.ndarray,

@@ -30,7 +30,13 @@ import numpy as np
 import pandas as pd
 
 from mlml_tf.errors import DataError, atomic_path
-from mlml_tf.labels import FPC_DEFAULT_COUNT, PAPER_RATIOS, check_ratio
+from mlml_tf.labels import (
+    FPC_DEFAULT_COUNT,
+    PAPER_RATIOS,
+    UNKNOWN,
+    check_partial_labels,
+    check_ratio,
+)
 from mlml_tf.layout import csv_field, protocol_folder, ratio_from_tag, ratio_tag
 from mlml_tf.methods import METHODS as _REGISTRY
 from mlml_tf.methods import PAPER_METHODS
@@ -38,6 +44,7 @@ from mlml_tf.metrics import (
     DEFAULT_THRESHOLD,
     REPORT_COLUMNS,
     SCORE_KEYS,
+    annotated_metrics,
     check_predictions,
     evaluate,
     per_class_report,
@@ -258,6 +265,13 @@ def evaluation_text(metrics: Mapping, extra: Mapping | None = None) -> str:
         f"False negatives: {metrics['false_negatives']}",
         f"True negatives: {metrics['true_negatives']}",
     ]
+    annotated = metrics.get("annotated")
+    if annotated:
+        lines.append(f"Over the {annotated['n_annotated_entries']} annotated entries "
+                     f"({annotated['n_unknown_entries']} unknown left out): "
+                     + ", ".join(f"{key} {_format_value(annotated[key])}"
+                                 for key in ("partial_map", "precision_micro", "recall_micro",
+                                             "f1_micro", "roc_auc_micro")))
     for key, value in sorted((extra or {}).items()):
         lines.append(f"{key}: {json.dumps(_jsonable(value), sort_keys=True)}")
     return "\n".join(lines) + "\n"
@@ -319,7 +333,10 @@ def write_run_outputs(
 
     Args:
         run_dir: the run folder, ``<output>/<experiment>/<run folder>``; created if needed.
-        y_true: (rows, classes) 0/1 test labels.
+        y_true: (rows, classes) 0/1 test labels, or 1/0/-1 where the table leaves entries
+            unknown: the scores then count them as negatives and ``metrics["annotated"]``
+            adds :func:`mlml_tf.metrics.annotated_metrics` (the partial mAP and micro scores
+            over the annotated entries only); the ground-truth file keeps the -1.
         y_prob: (rows, classes) test probabilities.
         class_names: one name per class.
         thresholds: one threshold or one per class (e.g. from
@@ -331,17 +348,20 @@ def write_run_outputs(
         The metrics, as :func:`mlml_tf.metrics.evaluate` returns them.
     """
     run_dir = Path(run_dir)
-    truth, prob = check_predictions(y_true, y_prob)
+    partial = check_partial_labels(y_true, "y_true")
+    truth, prob = check_predictions(partial == 1, y_prob)
     names = [str(n) for n in class_names]
     threshold = DEFAULT_THRESHOLD if thresholds is None else thresholds
     metrics = evaluate(truth, prob, names, threshold)
+    if (partial == UNKNOWN).any():
+        metrics["annotated"] = annotated_metrics(partial, prob, threshold)
     report = per_class_report(truth, prob, names, threshold)
     extra = _jsonable(dict(extra or {}))
 
     with atomic_path(run_dir / PREDICTIONS) as tmp:
         np.savetxt(tmp, prob, delimiter=",")
     with atomic_path(run_dir / GROUND_TRUTH) as tmp:
-        np.savetxt(tmp, truth.astype(np.float64), delimiter=",")
+        np.savetxt(tmp, partial.astype(np.float64), delimiter=",")
     with atomic_path(run_dir / REPORT) as tmp:
         tmp.write_bytes(report_bytes(report))
     with atomic_path(run_dir / EVALUATION) as tmp:

@@ -610,6 +610,32 @@ def train_run(data: str | os.PathLike, cache: FeatureCache, run_dir: str | os.Pa
                       callbacks=callbacks, backup_minutes=backup_minutes)[0]
 
 
+def train_head(cache: FeatureCache, run_dir: str | os.PathLike, config: RunConfig,
+               run_data: RunData, verbose: int | str = "auto", callbacks: list | tuple = (),
+               backup_minutes: float = BACKUP_MINUTES):
+    """Train one head on the cached features of every training row of ``run_data`` and return
+    it, its trained weights loaded: the training of :func:`train_run` without its test rows and
+    result files, for labels that come from no data folder (:mod:`mlml_tf.own_model`).
+
+    ``run_dir`` holds the checkpoint (a killed training resumes from it), ``training_log.csv``
+    and ``head.weights.h5``; a head already written there is read back, not trained again.
+    """
+    import keras
+
+    from mlml_tf.model import build_head
+
+    run = _prepare(None, cache, run_dir, config, run_data)
+    keras.utils.set_random_seed(config.seed)
+    head = build_head(cache.shape, len(run_data.classes), head=config.head,
+                      output="logits" if config.from_logits else "probabilities",
+                      seed=config.seed)
+    if not (run.run_dir / HEAD_WEIGHTS).exists():
+        _train_heads(None, cache, [run], head, get_strategy(config.strategy), verbose,
+                     callbacks, backup_minutes, None)
+    head.load_weights(run.run_dir / HEAD_WEIGHTS)
+    return head
+
+
 def train_runs(data: str | os.PathLike, cache: FeatureCache, runs, verbose: int | str = "auto",
                extra: dict | None = None, callbacks: list | tuple = (),
                backup_minutes: float = BACKUP_MINUTES, phases: dict | None = None,

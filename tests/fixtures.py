@@ -302,3 +302,13 @@ def make_nuswide_fixture(root: str | Path, n_images: int = 30, seed: int = 0) ->
         "files": {s: f"Flickr/{f}/{s}.jpg" for s, f in zip(stems, folders, strict=True)},
         "n_images": n_images, "n_kept": len(kept),
     }
+
+
+
+def make_own_fixture(root: str | Path, n_images: int = 48, seed: int = 0,
+                     unknown: float = 0.3) -> dict:
+    """A user's own images folder and label table (:func:`mlml_tf.notebook.own_data_example`,
+    what the Own-data notebook shows), under ``root``."""
+    from mlml_tf.notebook import own_data_example
+
+    return own_data_example(root, n_images, seed, unknown)

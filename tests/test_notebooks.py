@@ -35,7 +35,7 @@ NOTEBOOKS = REPO / "notebooks"
 EXPECTED = [
     "00-demo", "MSCOCO-preprocessing", "NUSWIDE-preprocessing",
     "CE-MSCOCO", "IM-WCE-MSCOCO", "CB-WCE-MSCOCO", "CE-NUSWIDE", "IM-WCE-NUSWIDE",
-    "CB-WCE-NUSWIDE", "MSCOCO-results", "NUSWIDE-results",
+    "CB-WCE-NUSWIDE", "MSCOCO-results", "NUSWIDE-results", "Own-data",
 ]
 RATIOS, FOLDS = [0.0, 0.5], [1, 2]
 # Small and fast: a random MobileNetV2 on 32 x 32 images, one epoch.
@@ -440,3 +440,16 @@ def test_demo_notebook_runs_offline(tmp_path, kernel):
              if "image/png" in o.get("data", {})]
     assert len(shown) == 4
     assert "| CB-WCE | 0.5 |" in _text(nb)  # the table is shown
+
+
+@pytest.mark.slow
+def test_own_data_notebook_trains_tags_scores_and_exports(tmp_path, kernel):
+    out = tmp_path / "own"
+    nb = _execute("Own-data", tmp_path, kernel, OUT=str(out), BACKBONE="MobileNetV2",
+                  WEIGHTS="none", IMAGE_SIZE=32, HEAD="gap", EPOCHS=2, BATCH_SIZE=8)
+    for path in ("model/model.keras", "model/README.md", "predictions.csv",
+                 "evaluation/metrics.json", "serving/1/saved_model.pb"):
+        assert (out / path).is_file(), path
+    assert len(pd.read_csv(out / "predictions.csv")) == 48
+    assert "| validation |" in _text(nb)  # the model card is shown
+

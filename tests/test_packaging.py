@@ -77,3 +77,18 @@ def test_the_wheel_installs_in_a_fresh_environment_and_its_command_line_runs(dis
                    cwd=tmp_path)
     weights = pd.read_csv(tmp_path / "cb.csv", index_col=0)
     assert weights.shape[1] == 5 and ((weights >= 0) & (weights <= 1)).all().all()
+    # A tiny model of one's own images, trained and used from the installed wheel.
+    subprocess.run([str(python), "-c", "from mlml_tf.notebook import own_data_example; "
+                    "own_data_example('own', n_images=16)"], check=True, cwd=tmp_path)
+    own = tmp_path / "own"
+    subprocess.run([str(command), "train", "--labels", str(own / "labels.csv"), "--images",
+                    str(own / "images"), "--out", str(own / "model"), "--backbone",
+                    "MobileNetV2", "--weights", "none", "--image-size", "32", "--head", "gap",
+                    "--epochs", "1", "--batch-size", "4", "--validation", "0.25", "--cache",
+                    str(own / "cache"), "--quiet"], check=True, capture_output=True, text=True,
+                   cwd=tmp_path)
+    subprocess.run([str(command), "predict", "--model", str(own / "model"), "--images",
+                    str(own / "images"), "--out", str(own / "tags.csv"), "--top-k", "2",
+                    "--quiet"], check=True, capture_output=True, text=True, cwd=tmp_path)
+    tags = pd.read_csv(own / "tags.csv")
+    assert len(tags) == 16 and (tags["labels"].str.count(";") == 1).all()
