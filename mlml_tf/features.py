@@ -72,8 +72,15 @@ def build_image_cache(
               + "; ".join(f"{bad.path}: {bad.reason}" for bad in images.skipped[:3])
               + (" ..." if len(skipped) > 3 else ""))
 
-    def extract(batch):
-        return extractor(batch, training=False)
+    import keras
+
+    if isinstance(extractor, keras.Layer):
+        from mlml_tf.model import inference_function
+
+        extract = inference_function(extractor)
+    else:
+        def extract(batch):
+            return extractor(batch, training=False)
 
     settings = dict(settings, image_size=list(image_size), scaling=scaling, resize=resize,
                     rgb_only=rgb_only, skipped=len(skipped))
@@ -147,10 +154,12 @@ def cache_for_data_folder(data: str | os.PathLike, cache_root: str | os.PathLike
         if not model:
             import keras
 
+            from mlml_tf.model import inference_function
+
             keras.utils.set_random_seed(options.seed)
-            model.append(feature_extractor(options.hub or options.backbone, weights=weights,
-                                           input_shape=(*size, 3)))
-        return model[0](batch, training=training)
+            model.append(inference_function(feature_extractor(
+                options.hub or options.backbone, weights=weights, input_shape=(*size, 3))))
+        return model[0](batch)
 
     return build_image_cache(folder, ids, paths, extractor, settings, size, options.scaling,
                              batch_size=max(options.batch_size, 32),

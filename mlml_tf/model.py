@@ -386,6 +386,21 @@ def feature_extractor(
     return keras.Model(inputs, features, name="feature_extractor")
 
 
+def inference_function(model: keras.Layer):
+    """``f(images) -> model(images, training=False)`` as one compiled TensorFlow graph.
+
+    Called eagerly, a Keras model runs its layers one by one from Python: Inception-ResNet-v2
+    (about 800 layers) took 3.1 s a batch of 16 at 224 on this project's CPU, against 0.77 s
+    compiled. Shapes that differ only in the batch size share one trace.
+    """
+    import tensorflow as tf
+
+    def infer(images):
+        return model(images, training=False)
+
+    return tf.function(infer, reduce_retracing=True, autograph=False)
+
+
 def build_model(
     num_classes: int,
     backbone: str | keras.Model = "InceptionResNetV2",

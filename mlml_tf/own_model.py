@@ -266,7 +266,8 @@ def image_batches(paths: Sequence[str | os.PathLike], image_size: int, resize: s
 
 def _probability_batches(trained: TrainedModel, paths, batch_size: int) -> Iterator[np.ndarray]:
     for batch in image_batches(paths, trained.image_size, trained.resize, batch_size):
-        yield np.asarray(trained.model(batch, training=False))
+        # Keras' compiled predict step: one graph, not the model's layers one by one.
+        yield np.asarray(trained.model.predict_on_batch(batch))
 
 
 def image_probabilities(trained: TrainedModel, paths: Sequence[str | os.PathLike],
@@ -321,16 +322,24 @@ def own_run_data(table: LabelTable, rows: np.ndarray, config, prior: Path | None
 
 
 def _feature_cache(cache_root: Path, table: LabelTable, rows: np.ndarray, backbone_of,
-                   settings: FitSettings, progress: bool):
+                   settings: FitSettings, progress: bool, given=None):
     """The features of the table's readable images, built once per images folder and backbone
-    (the grid's :func:`mlml_tf.cache.build_feature_cache`)."""
+    (the grid's :func:`mlml_tf.cache.build_feature_cache`); ``given``: the backbone model
+    passed to :func:`fit_model`, known by its name and the digest of its weights."""
     from mlml_tf.cache import build_feature_cache, cache_key
     from mlml_tf.features import backbone_settings, backbone_weights
+    from mlml_tf.model import inference_function
 
     weights = backbone_weights(settings.weights)
-    identity = backbone_settings(settings.backbone, weights, None)
-    if weights is None:
-        identity["seed"] = settings.seed
+    if given is not None:
+        digest = hashlib.sha256()
+        for w in given.get_weights():
+            digest.update(np.ascontiguousarray(w).tobytes())
+        identity = {"backbone": given.name, "weights_sha256": digest.hexdigest()}
+    else:
+        identity = backbone_settings(settings.backbone, weights, None)
+        if weights is None:
+            identity["seed"] = settings.seed
     ids = [table.names[i] for i in rows]
     identity.update(images=str(table.images.resolve()), image_size=settings.image_size,
                     scaling=settings.scaling, resize=settings.resize, source="own")
@@ -338,9 +347,10 @@ def _feature_cache(cache_root: Path, table: LabelTable, rows: np.ndarray, backbo
     model = []
 
     def extract(batch):
+        # Built on first use: a cache that is already complete needs no backbone.
         if not model:
-            model.append(_extractor(backbone_of(), settings))
-        return model[0](batch, training=False)
+            model.append(inference_function(_extractor(backbone_of(), settings)))
+        return model[0](batch)
 
     paths = [table.paths[i] for i in rows]
     return build_feature_cache(
@@ -358,7 +368,7 @@ def fit_model(labels: str | os.PathLike, images: str | os.PathLike, out: str | o
               settings: FitSettings | None = None, *, image_pattern: str | None = None,
               cache: str | os.PathLike | None = None, skip_bad_images: bool = False,
               overwrite: bool = False, backbone=None, verbose: int | str = "auto",
-              progress: bool = True, log=print) -> TrainedModel:
+              progress: bool = True, log=print, callbacks: Sequence = ()) -> TrainedModel:
     """Train a model of a user's own label table over an images folder and save it in ``out``.
 
     Rows are held out for validation (``settings.validation``, stratified by
@@ -378,6 +388,12 @@ def fit_model(labels: str | os.PathLike, images: str | os.PathLike, out: str | o
         skip_bad_images: leave out rows whose image cannot be read instead of stopping.
         backbone: a Keras backbone model to use instead of ``settings.backbone``.
         verbose: Keras' ``fit`` verbosity.
+        callbacks: Keras callbacks added to the fine-tuning's ``fit``.
+
+    A training that is killed resumes where it stopped when it is started again with the same
+    settings: the head from its last checkpoint (as a grid run), the fine-tuning from its last
+    epoch; the work lives in a hidden folder beside ``out`` until the model folder is in
+    place.
 
     Returns:
         The saved model, read back (:func:`load_model`).
@@ -427,7 +443,7 @@ def fit_model(labels: str | os.PathLike, images: str | os.PathLike, out: str | o
         return built[0]
 
     features = _feature_cache(Path(cache) if cache else default_cache_root(), table, readable,
-                              backbone_of, settings, progress)
+                              backbone_of, settings, progress, backbone)
     work = out.parent / f".{out.name}.partial-{_work_key(settings, run_data, features)}"
     work.mkdir(parents=True, exist_ok=True)
     if needs_prior:
@@ -438,7 +454,7 @@ def fit_model(labels: str | os.PathLike, images: str | os.PathLike, out: str | o
     head = _train_head(features, work / "head", config, run_data, verbose)
     if settings.fine_tune:
         model = _fine_tune(backbone_of(), head, settings, table, train_rows, run_data,
-                           work / "fine-tune", verbose, backbone)
+                           work / "fine-tune", verbose, backbone, callbacks)
     else:
         model = assemble(backbone_of(), head, settings)
     stage = work / "model"
@@ -499,7 +515,7 @@ def _csl_prior(features, work: Path, config, table: LabelTable, rows: np.ndarray
 
 
 def _fine_tune(backbone, head, settings: FitSettings, table: LabelTable, rows: np.ndarray,
-               run_data, work: Path, verbose, backbone_given=None):
+               run_data, work: Path, verbose, backbone_given=None, callbacks=()):
     """Train the backbone's top ``settings.fine_tune`` layers with weights and the head on the
     images of ``rows``, lightly augmented (a random crop of 80-100 % of each side, a random
     horizontal flip, both seeded), batch norm frozen in inference mode; returns the model."""
@@ -507,6 +523,7 @@ def _fine_tune(backbone, head, settings: FitSettings, table: LabelTable, rows: n
     import tensorflow as tf
 
     from mlml_tf.train import run_loss
+    from mlml_tf.trainer import AtomicBackupAndRestore, StartStep
 
     gpu = bool(tf.config.list_physical_devices("GPU"))
     mixed = settings.mixed_precision is True or (settings.mixed_precision == "auto" and gpu)
@@ -537,12 +554,18 @@ def _fine_tune(backbone, head, settings: FitSettings, table: LabelTable, rows: n
     finally:
         keras.config.set_dtype_policy(policy)
     paths = [str(table.paths[i]) for i in rows]
-    stream, steps = _augmented(paths, run_data.train_labels, run_data.weights, settings)
+    start = StartStep()
+    stream, steps = _augmented(paths, run_data.train_labels, run_data.weights, settings,
+                               lambda: start.step)
     work.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(settings.seed)
+    # A killed fine-tuning resumes from its last epoch (the work folder is kept until the
+    # model folder is in place).
     trainer.fit(stream, epochs=settings.fine_tune_epochs, steps_per_epoch=steps,
                 verbose=verbose, shuffle=False,
-                callbacks=[keras.callbacks.CSVLogger(str(work / TRAINING_LOG))])
+                callbacks=[AtomicBackupAndRestore(str(work / "backup")), start,
+                           keras.callbacks.CSVLogger(str(work / TRAINING_LOG), append=True),
+                           *callbacks])
     if mixed:
         backbone.set_weights(tuned_backbone.get_weights())
         head.set_weights(tuned_head.get_weights())
@@ -581,23 +604,27 @@ def _layers(model):
 
 
 def _augmented(paths: list[str], labels: np.ndarray, weights: np.ndarray,
-               settings: FitSettings):
-    """``(stream, steps per epoch)`` of augmented (images, y, W) batches: each epoch a seeded
-    permutation; each image's crop and flip drawn from its (seed, epoch, position)."""
+               settings: FitSettings, start_step):
+    """``(stream, steps per epoch)`` of augmented (images, y, W) batches from step
+    ``start_step()`` on: batch k holds the rows :func:`mlml_tf.train.batch_rows` gives for
+    (seed, k), and the crop and flip of its j-th image are drawn from (seed, k B + j), so that
+    a resumed fine-tuning sees exactly the batches of an uninterrupted one."""
     import tensorflow as tf
 
     from mlml_tf.inputs import resize_image
+    from mlml_tf.train import batch_rows, step_count
 
     n, b, size = len(paths), settings.batch_size, settings.image_size
-    steps = n // b
-    if steps < 1:
-        raise DataError(f"{n} training rows make no batch of {b}")
-    order = np.concatenate([np.random.default_rng([settings.seed, 11, e]).permutation(n)[
-        : steps * b] for e in range(settings.fine_tune_epochs)])
-    draws = np.stack([np.full(len(order), settings.seed), np.arange(len(order))], axis=1)
+    steps = step_count(n, b)
     files, y, w = tf.constant(paths), tf.constant(labels), tf.constant(weights)
 
-    def load(i, seed):
+    def batches():
+        for step in range(int(start_step()), settings.fine_tune_epochs * steps):
+            rows = batch_rows(n, b, settings.seed, step)
+            yield rows, np.arange(step * b, (step + 1) * b, dtype=np.int64)
+
+    def load(i, position):
+        seed = tf.stack([tf.constant(settings.seed, tf.int64), position])
         image = tf.io.decode_image(tf.io.read_file(files[i]), channels=3,
                                    expand_animations=False)
         image.set_shape([None, None, 3])
@@ -610,7 +637,9 @@ def _augmented(paths: list[str], labels: np.ndarray, weights: np.ndarray,
         image = tf.image.stateless_random_flip_left_right(image, seed + 2)
         return resize_image(image, (size, size), settings.resize), y[i], w[i]
 
-    stream = tf.data.Dataset.from_tensor_slices((order, draws.astype(np.int64)))
+    spec = tf.TensorSpec((b,), tf.int64)
+    stream = tf.data.Dataset.from_generator(batches, output_signature=(spec, spec)).unbatch()
+    # Deterministic parallel map: the images of a batch come back in the order of its rows.
     stream = stream.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return stream.batch(b, drop_remainder=True).prefetch(2), steps
 
@@ -649,7 +678,7 @@ def _save(stage: Path, model, table: LabelTable, settings: FitSettings, counts: 
         "counts": counts,
         "versions": library_versions(),
     }
-    model.save(stage / MODEL_FILE)
+    save_keras(model, stage / MODEL_FILE)
     trained = TrainedModel(stage, model, classes, np.full(len(classes), DEFAULT_THRESHOLD),
                            manifest)
     metrics = None
@@ -686,6 +715,42 @@ def _scores(truth: np.ndarray, probabilities: np.ndarray,
     if (truth == UNKNOWN).any():
         scores["annotated"] = annotated_metrics(truth, probabilities, threshold)
     return scores
+
+
+def save_keras(model, path: Path) -> None:
+    """``model.save(path)``, made byte-identical for the same model: Keras writes the time of
+    saving (``date_saved``, never read back), the weights' entry with the time of day, and
+    ``shared_object_id`` values that are memory addresses. Here the addresses become their
+    order of appearance (which is all a load compares), the time is left out and every entry
+    of the archive is dated as Keras dates its first ones."""
+    import tempfile
+    import zipfile
+
+    with tempfile.TemporaryDirectory(dir=path.parent, prefix=".tmp.") as folder:
+        raw = Path(folder) / path.name
+        model.save(raw)
+        with zipfile.ZipFile(raw) as source:
+            entries = [(info, source.read(info.filename)) for info in source.infolist()]
+    ids: dict[int, int] = {}
+
+    def renumber(node):
+        if isinstance(node, dict):
+            return {key: (ids.setdefault(value, len(ids)) if key == "shared_object_id"
+                          else renumber(value)) for key, value in node.items()}
+        if isinstance(node, list):
+            return [renumber(value) for value in node]
+        return node
+
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w") as target:
+        for info, data in entries:
+            if info.filename == "config.json":
+                data = json.dumps(renumber(json.loads(data))).encode()
+            elif info.filename == "metadata.json":
+                metadata = json.loads(data)
+                metadata.pop("date_saved", None)
+                data = json.dumps(metadata).encode()
+            target.writestr(zipfile.ZipInfo(info.filename, (1980, 1, 1, 0, 0, 0)), data,
+                            compress_type=info.compress_type)
 
 
 def _headline(metrics: dict) -> dict:

@@ -273,12 +273,18 @@ def test_the_command_line_trains_on_a_keras_application_and_the_same_seed_repeat
             "--batch-size", 8, "--cache", tmp_path / "cache", "--quiet"]
     outputs = []
     for k in range(2):
+        # As in a fresh process: Keras numbers the layers it names for itself per session.
+        keras.backend.clear_session()
         assert cli("train", *args, "--out", tmp_path / f"m{k}")[0] == 0
         out = tmp_path / f"p{k}.csv"
         assert cli("predict", "--model", tmp_path / f"m{k}", "--images", own["images"],
                    "--out", out, "--quiet")[0] == 0
-        outputs.append([(tmp_path / f"m{k}" / "thresholds.csv").read_bytes(), out.read_bytes()])
-    assert outputs[0] == outputs[1]
+        outputs.append({p.relative_to(tmp_path / f"m{k}"): p.read_bytes()
+                        for p in (tmp_path / f"m{k}").rglob("*") if p.is_file()}
+                       | {"predictions": out.read_bytes()})
+    assert outputs[0].keys() == outputs[1].keys()
+    for name in outputs[0]:
+        assert outputs[0][name] == outputs[1][name], name
     assert load_model(tmp_path / "m0").manifest["settings"]["backbone"] == "MobileNetV2"
 
 
@@ -339,3 +345,34 @@ def test_the_python_api_names_the_steps():
         assert callable(getattr(mlml_tf, name)), name
     assert (evaluate_model, export_model, predict_images) == (
         mlml_tf.evaluate_model, mlml_tf.export_model, mlml_tf.predict_images)
+
+
+class _Killed(Exception):
+    pass
+
+
+class _KillAfterFirstEpoch(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        raise _Killed
+
+
+def test_a_fine_tuning_stopped_after_an_epoch_resumes_to_the_uninterrupted_model(own,
+                                                                                  tmp_path):
+    settings = FitSettings(head="gap", image_size=SIZE, epochs=1, batch_size=8, validation=0.25,
+                           fine_tune=2, fine_tune_epochs=2, fine_tune_learning_rate=1e-2)
+    common = dict(cache=own["root"] / "cache", verbose=0, progress=False, log=lambda *a: None)
+    whole = fit_model(own["labels"], own["images"], tmp_path / "whole", settings,
+                      backbone=tiny_backbone(), **common)
+    with pytest.raises(_Killed):
+        fit_model(own["labels"], own["images"], tmp_path / "resumed", settings,
+                  backbone=tiny_backbone(), callbacks=[_KillAfterFirstEpoch()], **common)
+    assert not (tmp_path / "resumed").exists()
+    assert list(tmp_path.glob(".resumed.partial-*/fine-tune/backup"))
+    resumed = fit_model(own["labels"], own["images"], tmp_path / "resumed", settings,
+                        backbone=tiny_backbone(), **common)
+    files = [own["images"] / n for n in own["names"]]
+    np.testing.assert_array_equal(image_probabilities(resumed, files),
+                                  image_probabilities(whole, files))
+    log = pd.read_csv(resumed.folder / "training_log.csv")
+    assert list(log["phase"]) == ["head", "fine-tune", "fine-tune"]
+    assert not list(tmp_path.glob(".resumed.*"))
