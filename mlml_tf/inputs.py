@@ -138,6 +138,14 @@ def _skimage_taps(n: tf.Tensor, size: int) -> tuple[tf.Tensor, tf.Tensor]:
     return tf.where(index >= n, period - index, index), weight
 
 
+def decode_image(data) -> tf.Tensor:
+    """The (height, width, 3) uint8 pixels of an encoded image file's bytes (JPEG, PNG, GIF,
+    BMP; always 3 channels, the first frame of an animation), tf.data-ready."""
+    image = tf.io.decode_image(data, channels=3, expand_animations=False)
+    image.set_shape([None, None, 3])
+    return image
+
+
 def load_image(path, image_size: tuple[int, int] = (224, 224), scaling: str = "imagenet",
                resize: str = "skimage") -> tf.Tensor:
     """Read, decode (3 channels, first frame), resize and scale one image file (tf.data-ready).
@@ -145,8 +153,7 @@ def load_image(path, image_size: tuple[int, int] = (224, 224), scaling: str = "i
     Example:
         >>> dataset = tf.data.Dataset.from_tensor_slices(paths).map(load_image)
     """
-    image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
-    image.set_shape([None, None, 3])
+    image = decode_image(tf.io.read_file(path))
     return scale_images(resize_image(image, image_size, resize), scaling)
 
 

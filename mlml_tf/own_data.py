@@ -69,9 +69,11 @@ def read_label_table(path: str | os.PathLike, images: str | os.PathLike,
     else:
         relative = names
     paths = [root / r for r in relative]
-    for line, (name, image) in enumerate(zip(names, paths, strict=True), start=2):
+    for line, (name, written, image) in enumerate(zip(names, relative, paths, strict=True),
+                                                  start=2):
         if not image.is_file():
-            raise DataError(f"image {str(image.relative_to(root))!r} of row {name!r} is not in "
+            # As the table (or the pattern) writes it: it may also be an absolute path.
+            raise DataError(f"image {written!r} of row {name!r} is not in "
                             f"{root}", file=path, row=line)
     labels = table.to_numpy().astype(np.int8)
     classes = list(table.columns)

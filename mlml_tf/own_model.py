@@ -176,7 +176,7 @@ def _extractor(backbone, settings: FitSettings):
     return keras.Model(inputs, backbone(scale(inputs), training=False), name="extractor")
 
 
-def assemble(backbone, head, settings: FitSettings, dtype=None):
+def assemble(backbone, head, settings: FitSettings):
     """The saved model: images of any size -> resize -> scale -> backbone -> head -> sigmoid."""
     import keras
 
@@ -229,21 +229,29 @@ def list_images(sources: Sequence[str | os.PathLike]) -> list[Path]:
 
 
 def checked_images(paths: Sequence[str | os.PathLike], skip_bad: bool,
-                   rows: Sequence[int] | None = None, table: Path | None = None):
+                   lines: Sequence[int] | None = None, table: Path | None = None):
     """``(readable indices, bad images)``; a bad image stops with a DataError naming it (and
-    its line in ``table`` when ``rows`` give them) unless ``skip_bad``."""
+    the line of its row in ``table`` when ``lines`` give them) unless ``skip_bad``."""
     from mlml_tf.inputs import check_images
 
     bad = check_images([os.fspath(p) for p in paths], "quick")
     if bad and not skip_bad:
         first = bad[0]
         more = f" ({len(bad) - 1} more bad images)" if len(bad) > 1 else ""
-        where = (f" (row of line {rows[first.index]} of {table})" if rows is not None
+        where = (f" (row of line {lines[first.index]} of {table})" if lines is not None
                  else f" (image {first.index + 1} of {len(paths)})")
         raise DataError(f"cannot read this image{where}: {first.reason}{more}; "
                         "--skip-bad-images leaves such images out", file=first.path)
     keep = np.setdiff1d(np.arange(len(paths)), [b.index for b in bad])
     return keep, bad
+
+
+def resized_image(data, image_size: int, resize: str):
+    """An encoded image file's bytes, decoded and resized to the backbone's input (float32 in
+    [0, 255]): what :func:`predict_images` and the exported model do before the saved model."""
+    from mlml_tf.inputs import decode_image, resize_image
+
+    return resize_image(decode_image(data), (image_size, image_size), resize)
 
 
 def image_batches(paths: Sequence[str | os.PathLike], image_size: int, resize: str,
@@ -252,12 +260,8 @@ def image_batches(paths: Sequence[str | os.PathLike], image_size: int, resize: s
     in parallel: memory does not grow with the number of images."""
     import tensorflow as tf
 
-    from mlml_tf.inputs import resize_image
-
     def load(path):
-        image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
-        image.set_shape([None, None, 3])
-        return resize_image(image, (image_size, image_size), resize)
+        return resized_image(tf.io.read_file(path), image_size, resize)
 
     files = tf.data.Dataset.from_tensor_slices([os.fspath(p) for p in paths])
     return (files.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
@@ -404,7 +408,7 @@ def fit_model(labels: str | os.PathLike, images: str | os.PathLike, out: str | o
         ['beach', 'dog', 'sky']
     """
     from mlml_tf.methods import check_settings, method
-    from mlml_tf.train import run_params
+    from mlml_tf.train import run_params, train_head
 
     settings = settings or FitSettings()
     out = Path(out)
@@ -451,7 +455,7 @@ def fit_model(labels: str | os.PathLike, images: str | os.PathLike, out: str | o
         run_data = own_run_data(table, train_rows, config, prior=prior)
     log(f"{config.method}: head on the features of {len(train_rows)} rows "
         f"({len(val_rows)} held out to validate) -> {out}")
-    head = _train_head(features, work / "head", config, run_data, verbose)
+    head = train_head(features, work / "head", config, run_data, verbose=verbose)
     if settings.fine_tune:
         model = _fine_tune(backbone_of(), head, settings, table, train_rows, run_data,
                            work / "fine-tune", verbose, backbone, callbacks)
@@ -484,12 +488,6 @@ def _work_key(settings: FitSettings, run_data, features) -> str:
     return hashlib.sha256(content.encode()).hexdigest()[:16]
 
 
-def _train_head(features, run_dir: Path, config, run_data, verbose):
-    from mlml_tf.train import train_head
-
-    return train_head(features, run_dir, config, run_data, verbose=verbose)
-
-
 def _csl_ignore(config):
     """CSL's temporary model: the run in ignore mode, without a prior."""
     return dataclasses.replace(config, params=tuple(
@@ -501,14 +499,14 @@ def _csl_prior(features, work: Path, config, table: LabelTable, rows: np.ndarray
     """CSL's class prior, as the grid estimates it: a temporary model in ignore mode, then the
     mean of its probabilities over the training rows."""
     from mlml_tf.methods import class_prior_bytes
-    from mlml_tf.train import predict
+    from mlml_tf.train import predict, train_head
 
     path = work / "class_prior.csv"
     if path.exists():
         return path
     temporary = _csl_ignore(config)
     run_data = own_run_data(table, rows, temporary)
-    head = _train_head(features, work / "csl-prior", temporary, run_data, verbose)
+    head = train_head(features, work / "csl-prior", temporary, run_data, verbose=verbose)
     prior = predict(head, features, features.rows_of(run_data.train_ids)).mean(axis=0)
     write_bytes_atomic(path, class_prior_bytes(table.classes, prior))
     return path
@@ -598,9 +596,10 @@ def _unfreeze_top(backbone, n: int) -> None:
 
 
 def _layers(model):
-    for layer in getattr(model, "layers", []):
-        sub = list(_layers(layer))
-        yield from sub if sub else [layer]
+    """The layers of ``model`` that hold no layers themselves, nested models opened."""
+    from mlml_tf.model import _sublayers
+
+    return [layer for layer in _sublayers(model) if not getattr(layer, "layers", None)]
 
 
 def _augmented(paths: list[str], labels: np.ndarray, weights: np.ndarray,
@@ -611,7 +610,7 @@ def _augmented(paths: list[str], labels: np.ndarray, weights: np.ndarray,
     a resumed fine-tuning sees exactly the batches of an uninterrupted one."""
     import tensorflow as tf
 
-    from mlml_tf.inputs import resize_image
+    from mlml_tf.inputs import decode_image, resize_image
     from mlml_tf.train import batch_rows, step_count
 
     n, b, size = len(paths), settings.batch_size, settings.image_size
@@ -625,9 +624,7 @@ def _augmented(paths: list[str], labels: np.ndarray, weights: np.ndarray,
 
     def load(i, position):
         seed = tf.stack([tf.constant(settings.seed, tf.int64), position])
-        image = tf.io.decode_image(tf.io.read_file(files[i]), channels=3,
-                                   expand_animations=False)
-        image.set_shape([None, None, 3])
+        image = decode_image(tf.io.read_file(files[i]))
         shape = tf.shape(image)
         fraction = tf.random.stateless_uniform([2], seed, 0.8, 1.0)
         crop = tf.maximum(tf.cast(fraction * tf.cast(shape[:2], tf.float32), tf.int32), 1)
@@ -1070,14 +1067,10 @@ def serving_function(trained: TrainedModel):
     BMP images, each decoded and resized as :func:`predict_images` does."""
     import tensorflow as tf
 
-    from mlml_tf.inputs import resize_image
-
     size, resize, model = trained.image_size, trained.resize, trained.model
 
     def decode(data):
-        image = tf.io.decode_image(data, channels=3, expand_animations=False)
-        image.set_shape([None, None, 3])
-        return resize_image(image, (size, size), resize)
+        return resized_image(data, size, resize)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="images")])
     def serve(images):

@@ -84,3 +84,11 @@ def test_validation_rows_are_stratified_seeded_and_disjoint(coco_labels):
     assert len(validation_rows(labels, 0.0)[1]) == 0
     with pytest.raises(DataError, match="validation fraction 1.0 is outside"):
         validation_rows(labels, 1.0)
+
+
+def test_a_missing_image_named_by_an_absolute_path_is_named_as_written(images, tmp_path):
+    gone = tmp_path / "elsewhere" / "gone.jpg"
+    path = _table(tmp_path, f"image,cat\np0.jpg,1\n{gone},0\n")
+    with pytest.raises(DataError) as info:
+        read_label_table(path, images)
+    assert f"line 3: image {str(gone)!r} of row {str(gone)!r} is not in" in str(info.value)
