@@ -64,9 +64,10 @@ def step_seconds(heads: int, steps: int, mixed_precision: bool, rows: int = 256)
     import keras
     import tensorflow as tf
 
-    from mlml_tf.losses import WeightedBinaryCrossentropy
-    from mlml_tf.model import build_heads
-    from mlml_tf.trainer import FusedAdadelta, HeadTrainer, TrainingRows
+    from mlml_tf.losses.weighted import WeightedBinaryCrossentropy
+    from mlml_tf.training.heads import build_heads
+    from mlml_tf.training.optimizer import FusedAdadelta
+    from mlml_tf.training.trainer import HeadTrainer, TrainingRows
 
     rng = np.random.default_rng(0)
     features = rng.normal(size=(rows, *FEATURES)).astype(np.float16)
@@ -98,7 +99,7 @@ def main() -> None:
 
     import tensorflow as tf
 
-    from mlml_tf.model import build_head
+    from mlml_tf.training.heads import build_head
 
     gpus = tf.config.list_logical_devices("GPU")
     device = gpus[0].name if gpus else "/CPU:0"

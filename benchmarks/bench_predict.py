@@ -1,7 +1,7 @@
 """Memory and time of ``mlml-tf predict`` as the number of images grows.
 
 A tiny model (a random MobileNetV2 on 32 x 32 images) is trained on the example of
-:func:`mlml_tf.notebook.own_data_example`; then ``mlml-tf predict`` tags folders of N and 8 N
+:func:`mlml_tf.datasets.photos.own_data_example`; then ``mlml-tf predict`` tags folders of N and 8 N
 copies of its images, each in a fresh process, and the peak resident memory of each process is
 printed with their ratio: streamed prediction keeps it flat in the number of images.
 
@@ -20,7 +20,7 @@ from pathlib import Path
 
 CHILD = """
 import resource, sys
-from mlml_tf.cli import main
+from mlml_tf.cli.main import main
 code = main(sys.argv[1:])
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 sys.exit(code)
@@ -39,8 +39,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=200)
     args = parser.parse_args()
-    from mlml_tf.notebook import own_data_example
-    from mlml_tf.own_model import FitSettings, fit_model
+    from mlml_tf.apps.own.fit import fit_model
+    from mlml_tf.datasets.photos import own_data_example
+    from mlml_tf.settings import FitSettings
 
     root = Path(tempfile.mkdtemp(prefix="bench_predict_"))
     try:
@@ -48,7 +49,7 @@ def main() -> None:
         settings = FitSettings(backbone="MobileNetV2", weights="none", image_size=32,
                                head="gap", epochs=1, batch_size=8)
         fit_model(example["labels"], example["images"], root / "model", settings,
-                  cache=root / "cache", verbose=0, progress=False, log=lambda *a: None)
+                  cache=root / "cache", verbose=0, progress=False)
         files = sorted(p for p in example["images"].rglob("*") if p.is_file())
         results = {}
         for n in (args.images, 8 * args.images):

@@ -44,7 +44,8 @@ METHODS = ("ce", "im-wce", "cb-wce")
 
 
 def data_folder(root: Path, n_rows: int, n_classes: int, ratios, seed: int = 0):
-    from mlml_tf.layout import split, write_groundtruth
+    from mlml_tf.files.layout import write_groundtruth
+    from mlml_tf.files.split import split
 
     rng = np.random.default_rng(seed)
     labels = (rng.random((n_rows, n_classes)) < 0.3).astype(np.uint8)
@@ -57,7 +58,7 @@ def data_folder(root: Path, n_rows: int, n_classes: int, ratios, seed: int = 0):
 
 
 def feature_cache(root: Path, frame, shape):
-    from mlml_tf.cache import build_feature_cache
+    from mlml_tf.features.cache import build_feature_cache
 
     x = np.random.default_rng(1).normal(size=(len(frame), *shape)).astype(np.float32)
     return build_feature_cache(root / "cache", frame.index, lambda: iter([x]), lambda b: b,
@@ -95,7 +96,8 @@ def main() -> None:
 
     import keras
 
-    from mlml_tf.train import RunConfig, train_runs
+    from mlml_tf.settings import RunConfig
+    from mlml_tf.training.runs import train_runs
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -160,8 +162,8 @@ def main() -> None:
 
 def stream_seconds(cache, root, config, steps) -> float:
     """Seconds to draw one epoch of batches from the training stream, no training."""
-    from mlml_tf.layout import read_run_labels
-    from mlml_tf.train import training_stream
+    from mlml_tf.files.layout import read_run_labels
+    from mlml_tf.training.stream import training_stream
 
     train = read_run_labels(root / "data", config.ratio, config.fold)["train"]
     rows = cache.rows_of(train.index)
@@ -177,9 +179,9 @@ def arithmetic_step(shape, n_classes, n_heads) -> float:
     ``tf.function`` on a batch in memory: forward, loss, backward, Adadelta (fused)."""
     import tensorflow as tf
 
-    from mlml_tf.losses import WeightedBinaryCrossentropy
-    from mlml_tf.model import build_heads
-    from mlml_tf.trainer import FusedAdadelta
+    from mlml_tf.losses.weighted import WeightedBinaryCrossentropy
+    from mlml_tf.training.heads import build_heads
+    from mlml_tf.training.optimizer import FusedAdadelta
 
     heads = build_heads(shape, n_classes, n_heads)
     optimizer = FusedAdadelta(0.1, rho=0.95, epsilon=1e-8)

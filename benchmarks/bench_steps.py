@@ -47,10 +47,12 @@ def main() -> None:
     import keras
     import tensorflow as tf
 
-    from mlml_tf.layout import read_run_labels
-    from mlml_tf.losses import WeightedBinaryCrossentropy
-    from mlml_tf.model import build_head, build_heads
-    from mlml_tf.train import RunConfig, adadelta, train_run
+    from mlml_tf.files.layout import read_run_labels
+    from mlml_tf.losses.weighted import WeightedBinaryCrossentropy
+    from mlml_tf.settings import RunConfig
+    from mlml_tf.training.heads import build_head, build_heads
+    from mlml_tf.training.optimizer import adadelta
+    from mlml_tf.training.runs import train_run
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

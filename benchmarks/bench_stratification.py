@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mlml_tf.labels import fold_indices, stratified_parts
+from mlml_tf.labels.folds import fold_indices, stratified_parts
 
 ROOT = Path(__file__).resolve().parents[1]
 

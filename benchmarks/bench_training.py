@@ -55,9 +55,10 @@ def bench_cache(args) -> None:
     import keras
     import tensorflow as tf
 
-    from mlml_tf.inputs import image_dataset
-    from mlml_tf.losses import WeightedBinaryCrossentropy
-    from mlml_tf.model import build_head, feature_extractor, inference_function
+    from mlml_tf.features.backbones import feature_extractor, inference_function
+    from mlml_tf.features.dataset import image_dataset
+    from mlml_tf.losses.weighted import WeightedBinaryCrossentropy
+    from mlml_tf.training.heads import build_head
 
     work = Path(tempfile.mkdtemp())
     paths = real_images(work / "images", args.images)
@@ -112,8 +113,8 @@ def bench_cache(args) -> None:
 
 
 def bench_pipeline(args) -> None:
-    from mlml_tf.inputs import image_dataset
-    from mlml_tf.model import feature_extractor, inference_function
+    from mlml_tf.features.backbones import feature_extractor, inference_function
+    from mlml_tf.features.dataset import image_dataset
 
     work = Path(tempfile.mkdtemp())
     paths = real_images(work / "images", args.images)
@@ -143,11 +144,12 @@ def bench_pipeline(args) -> None:
 MEMORY_CHILD = """
 import json, sys, time
 import numpy as np
-from mlml_tf.cache import FeatureCache
-from mlml_tf.losses import WeightedBinaryCrossentropy
-from mlml_tf.model import build_heads
-from mlml_tf.train import training_stream
-from mlml_tf.trainer import FusedAdadelta, HeadTrainer, TrainingRows
+from mlml_tf.features.cache import FeatureCache
+from mlml_tf.losses.weighted import WeightedBinaryCrossentropy
+from mlml_tf.training.heads import build_heads
+from mlml_tf.training.stream import training_stream
+from mlml_tf.training.optimizer import FusedAdadelta
+from mlml_tf.training.trainer import HeadTrainer, TrainingRows
 cache = FeatureCache(sys.argv[1])
 n = len(cache)
 y = (np.random.default_rng(0).random((n, 1, 80)) < 0.07).astype(np.float32)
@@ -167,7 +169,7 @@ print(json.dumps({"peak_mib": hwm / 1024,
 
 
 def bench_memory(args) -> None:
-    from mlml_tf.cache import build_feature_cache
+    from mlml_tf.features.cache import build_feature_cache
 
     shape = (5, 5, 1536)
     print(f"(c) cached training, one epoch over every row, features {shape} float16:")

@@ -1,74 +1,94 @@
 """mlml-tf: multi-label classification with missing labels (Ibrahim et al., ICMR 2020).
 
-The label arithmetic (``hide_positives``, the weights, the folds) and the file layout import with
-numpy and pandas only; the Keras pieces (losses, model) are loaded on first use, so that
-``import mlml_tf`` stays light and never imports TensorFlow by itself.
+The public names below are served on first use (PEP 562): ``import mlml_tf`` imports nothing
+but this file, and a name loads its own layer only, so that the label arithmetic never imports
+TensorFlow. The layers, from the paper's arithmetic out to the user (docs/architecture.md):
+
+- :mod:`mlml_tf.labels`: missing labels, folds and loss weights on numpy arrays;
+- :mod:`mlml_tf.metrics`: scores of predictions (numpy, scikit-learn);
+- :mod:`mlml_tf.files`: the original's CSV layout, protocols, splits, a user's own table;
+  :mod:`mlml_tf.datasets`: COCO, NUS-WIDE and the demo's digits;
+- :mod:`mlml_tf.methods`: what each method computes, by name; :mod:`mlml_tf.settings`: every
+  option, declared once; :mod:`mlml_tf.runs`: a run's result folder;
+- :mod:`mlml_tf.losses`, :mod:`mlml_tf.features`, :mod:`mlml_tf.training`: the Keras side;
+- :mod:`mlml_tf.apps`: the grid, tables and figures, the demo, a model of one's own data;
+- :mod:`mlml_tf.cli`, :mod:`mlml_tf.notebook`: the command line and the notebooks.
 """
 
 from __future__ import annotations
 
 import importlib
 
-from mlml_tf.errors import DataError
-from mlml_tf.labels import (
-    PAPER_RATIOS,
-    class_balance_weights,
-    confidence_weights,
-    fixed_per_class,
-    fold_indices,
-    hide_positives,
-    ignore_missing_weights,
-    iterative_folds,
-    random_per_sample,
-    single_positive,
-)
-from mlml_tf.layout import read_run_labels, read_table, split
+__version__ = "0.6.0"
 
-__version__ = "0.5.0"
-
-# Names served from the Keras layer on first access (PEP 562).
+# Each public name and the module that defines it, loaded on first access.
 _LAZY = {
-    "WeightedBinaryCrossentropy": "mlml_tf.losses",
-    "ClassBalancedCrossentropy": "mlml_tf.losses",
-    "weighted_binary_crossentropy": "mlml_tf.losses",
-    "class_balanced_crossentropy": "mlml_tf.losses",
-    "entry_weights": "mlml_tf.losses",
-    "AsymmetricLoss": "mlml_tf.losses",
-    "PartialSelectiveLoss": "mlml_tf.losses",
-    "AssumeNegative": "mlml_tf.losses",
-    "ExpectedPositiveRegularization": "mlml_tf.losses",
-    "BalancedCrossentropy": "mlml_tf.losses",
-    "large_loss_matters": "mlml_tf.losses",
-    "role_loss": "mlml_tf.losses",
-    "pseudo_labels": "mlml_tf.losses",
-    "class_positive_rates": "mlml_tf.losses",
-    "mean_average_precision": "mlml_tf.metrics",
-    "build_model": "mlml_tf.model",
-    "build_head": "mlml_tf.model",
-    "build_heads": "mlml_tf.model",
-    "build_backbone": "mlml_tf.model",
-    "feature_extractor": "mlml_tf.model",
-    "saved_model_backbone": "mlml_tf.model",
-    "image_dataset": "mlml_tf.inputs",
-    "scale_images": "mlml_tf.inputs",
-    "RunConfig": "mlml_tf.train",
-    "train_run": "mlml_tf.train",
-    "train_runs": "mlml_tf.train",
-    "run_grid": "mlml_tf.grid",
-    "read_label_table": "mlml_tf.own_data",
-    "validation_rows": "mlml_tf.own_data",
-    "FitSettings": "mlml_tf.own_model",
-    "fit_model": "mlml_tf.own_model",
-    "load_model": "mlml_tf.own_model",
-    "predict_images": "mlml_tf.own_model",
-    "evaluate_model": "mlml_tf.own_model",
-    "export_model": "mlml_tf.own_model",
+    "DataError": "mlml_tf.errors",
+    "PAPER_RATIOS": "mlml_tf.labels.missing",
+    "hide_positives": "mlml_tf.labels.missing",
+    "random_per_sample": "mlml_tf.labels.missing",
+    "fixed_per_class": "mlml_tf.labels.missing",
+    "single_positive": "mlml_tf.labels.missing",
+    "class_balance_weights": "mlml_tf.labels.weights",
+    "confidence_weights": "mlml_tf.labels.weights",
+    "ignore_missing_weights": "mlml_tf.labels.weights",
+    "fold_indices": "mlml_tf.labels.folds",
+    "iterative_folds": "mlml_tf.labels.folds",
+    "read_table": "mlml_tf.files.tables",
+    "read_run_labels": "mlml_tf.files.layout",
+    "split": "mlml_tf.files.split",
+    "read_label_table": "mlml_tf.files.own_table",
+    "read_coco": "mlml_tf.datasets.coco",
+    "read_nuswide": "mlml_tf.datasets.nuswide",
+    "min_labels_filter": "mlml_tf.datasets.coco",
+    "validation_rows": "mlml_tf.files.own_table",
+    "PROTOCOLS": "mlml_tf.files.protocols",
+    "METHODS": "mlml_tf.methods.registry",
+    "mean_average_precision": "mlml_tf.metrics.scores",
+    "WeightedBinaryCrossentropy": "mlml_tf.losses.weighted",
+    "ClassBalancedCrossentropy": "mlml_tf.losses.weighted",
+    "weighted_binary_crossentropy": "mlml_tf.losses.weighted",
+    "class_balanced_crossentropy": "mlml_tf.losses.weighted",
+    "entry_weights": "mlml_tf.losses.weighted",
+    "AsymmetricLoss": "mlml_tf.losses.field",
+    "PartialSelectiveLoss": "mlml_tf.losses.field",
+    "AssumeNegative": "mlml_tf.losses.field",
+    "ExpectedPositiveRegularization": "mlml_tf.losses.field",
+    "BalancedCrossentropy": "mlml_tf.losses.field",
+    "class_positive_rates": "mlml_tf.losses.field",
+    "large_loss_matters": "mlml_tf.losses.rules",
+    "role_loss": "mlml_tf.losses.rules",
+    "pseudo_labels": "mlml_tf.losses.rules",
+    "head_objective": "mlml_tf.losses.build",
+    "build_backbone": "mlml_tf.features.backbones",
+    "feature_extractor": "mlml_tf.features.backbones",
+    "saved_model_backbone": "mlml_tf.features.backbones",
+    "image_dataset": "mlml_tf.features.dataset",
+    "scale_images": "mlml_tf.features.images",
+    "build_model": "mlml_tf.training.heads",
+    "build_head": "mlml_tf.training.heads",
+    "build_heads": "mlml_tf.training.heads",
+    "RunConfig": "mlml_tf.settings",
+    "GridOptions": "mlml_tf.settings",
+    "FitSettings": "mlml_tf.settings",
+    "train_run": "mlml_tf.training.runs",
+    "train_runs": "mlml_tf.training.runs",
+    "run_grid": "mlml_tf.apps.grid",
+    "run_demo": "mlml_tf.apps.demo",
+    "fit_model": "mlml_tf.apps.own.fit",
+    "load_model": "mlml_tf.apps.own.folder",
+    "predict_images": "mlml_tf.apps.own.serve",
+    "evaluate_model": "mlml_tf.apps.own.serve",
+    "export_model": "mlml_tf.apps.own.serve",
 }
 
 
 def __getattr__(name: str):
     if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
+        # The lazy public boundary: the one place where the package imports on demand.
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'mlml_tf' has no attribute {name!r}")
 
 
@@ -76,20 +96,4 @@ def __dir__() -> list[str]:
     return sorted(list(globals()) + list(_LAZY))
 
 
-__all__ = [
-    "DataError",
-    "PAPER_RATIOS",
-    "class_balance_weights",
-    "confidence_weights",
-    "fixed_per_class",
-    "fold_indices",
-    "hide_positives",
-    "ignore_missing_weights",
-    "iterative_folds",
-    "random_per_sample",
-    "single_positive",
-    "read_run_labels",
-    "read_table",
-    "split",
-    *_LAZY,
-]
+__all__ = ["__version__", *_LAZY]

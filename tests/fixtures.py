@@ -33,7 +33,8 @@ NUS_POOL = {
     "sky": 8, "clouds": 5, "water": 5, "sunset": 3, "beach": 3, "tree": 2, "grass": 2,
     "animal": 2, "buildings": 2, "flowers": 1, "snow": 1, "cat": 1, "person": 1,
 }
-# Annotations that must not count (SPEC section 1): how each one is placed in a W x H image.
+# Annotations that must not count (docs/original.md section 1): how each one is placed in a W x H
+# image.
 NON_COUNTING = ("zero_width", "unit_width", "right_of_image", "below_image", "zero_area")
 
 
@@ -307,8 +308,8 @@ def make_nuswide_fixture(root: str | Path, n_images: int = 30, seed: int = 0) ->
 
 def make_own_fixture(root: str | Path, n_images: int = 48, seed: int = 0,
                      unknown: float = 0.3) -> dict:
-    """A user's own images folder and label table (:func:`mlml_tf.notebook.own_data_example`,
+    """A user's own images folder and label table (:func:`mlml_tf.datasets.photos.own_data_example`,
     what the Own-data notebook shows), under ``root``."""
-    from mlml_tf.notebook import own_data_example
+    from mlml_tf.datasets.photos import own_data_example
 
     return own_data_example(root, n_images, seed, unknown)

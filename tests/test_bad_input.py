@@ -23,19 +23,13 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from mlml_tf.cli import main
+from mlml_tf.cli.main import main
 from mlml_tf.datasets.coco import read_coco
 from mlml_tf.datasets.nuswide import NUSWIDE_CONCEPTS, read_nuswide
 from mlml_tf.errors import DataError
-from mlml_tf.layout import (
-    read_positive_weights,
-    read_run_labels,
-    read_table,
-    run_files,
-    split,
-    table_bytes,
-    write_groundtruth,
-)
+from mlml_tf.files.layout import read_run_labels, run_files, write_groundtruth
+from mlml_tf.files.split import split
+from mlml_tf.files.tables import read_positive_weights, read_table, table_bytes
 
 FEW = settings(max_examples=20, deadline=None, derandomize=True,
                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -646,7 +640,7 @@ def photo_bytes():
                                                                                   exclude_max=True),
     position=st.integers(0, 2))
 def test_unreadable_image_is_named_or_skipped(photo_bytes, fmt, fault, cut, position):
-    from mlml_tf.inputs import image_dataset
+    from mlml_tf.features.dataset import image_dataset
 
     good = photo_bytes[fmt]
     with tempfile.TemporaryDirectory() as tmp:
@@ -679,7 +673,7 @@ def test_unreadable_image_is_named_or_skipped(photo_bytes, fmt, fault, cut, posi
 
 def test_feature_cache_is_not_written_for_a_bad_image_and_skips_it_on_request(tmp_path,
                                                                               photo_bytes):
-    from mlml_tf.features import build_image_cache
+    from mlml_tf.features.extract import build_image_cache
 
     paths = []
     for k in range(4):
@@ -859,8 +853,8 @@ def test_run_with_a_missing_image_writes_no_cache(data_folder, photo_bytes):
 
 
 def test_run_refuses_a_corrupt_label_file_before_making_a_run_folder(tmp_path):
-    from mlml_tf.cache import build_feature_cache
-    from mlml_tf.grid import run_cells
+    from mlml_tf.apps.grid import run_cells
+    from mlml_tf.features.cache import build_feature_cache
 
     rng = np.random.default_rng(4)
     labels = pd.DataFrame((rng.random((32, 4)) < 0.5).astype(np.uint8),
@@ -876,7 +870,7 @@ def test_run_refuses_a_corrupt_label_file_before_making_a_run_folder(tmp_path):
     bad.write_text("\n".join(text))
     with pytest.raises(DataError) as info:
         run_cells(tmp_path / "data", tmp_path / "out", cache, [("im-wce", 0.5, 1)], epochs=1,
-                  verbose=0, log=lambda *_: None)
+                  verbose=0)
     check_refused(info.value, bad, row=4, column="d", pattern="value '7'")
     assert not (tmp_path / "out").exists()
 

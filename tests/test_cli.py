@@ -10,9 +10,10 @@ import pandas as pd
 import pytest
 from fixtures import make_coco_fixture, make_nuswide_fixture
 
-from mlml_tf.cli import main
-from mlml_tf.labels import confidence_weights
-from mlml_tf.layout import read_groundtruth, read_manifest, read_table
+from mlml_tf.cli.main import main
+from mlml_tf.files.layout import read_groundtruth, read_manifest
+from mlml_tf.files.tables import read_table
+from mlml_tf.labels.weights import confidence_weights
 
 
 def _digests(root):
@@ -68,7 +69,7 @@ def test_prepare_nuswide(tmp_path):
 def test_split_then_weights_from_the_command_line(tmp_path, coco_reference):
     root = tmp_path / "d"
     labels = coco_reference.drop(columns="fold").iloc[:3000].astype(np.uint8)
-    from mlml_tf.layout import write_groundtruth
+    from mlml_tf.files.layout import write_groundtruth
 
     write_groundtruth(root, labels)
     assert main(["split", str(root), "--ratios", "0", "0.5", "--seed", "2"]) == 0

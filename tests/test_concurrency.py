@@ -3,6 +3,7 @@ train every run of the grid exactly once, and never write over each other's file
 
 import contextlib
 import json
+import logging
 import os
 import re
 import subprocess
@@ -16,12 +17,17 @@ import pandas as pd
 import pytest
 from fixtures import make_coco_fixture
 
-from mlml_tf.cache import FEATURES, MANIFEST, build_feature_cache, folder_lock, ids_digest
-from mlml_tf.cli import main
-from mlml_tf.grid import GridOptions, run_cells
-from mlml_tf.layout import split, write_groundtruth
-from mlml_tf.results import experiment_name
-from mlml_tf.train import COMPLETE, RunConfig, load_run_data, run_digest
+from mlml_tf.apps.grid import run_cells
+from mlml_tf.cli.main import main
+from mlml_tf.features.cache import FEATURES, MANIFEST, build_feature_cache, ids_digest
+from mlml_tf.files.atomic import folder_lock
+from mlml_tf.files.layout import write_groundtruth
+from mlml_tf.files.split import split
+from mlml_tf.runs.names import experiment_name
+from mlml_tf.runs.outputs import COMPLETE
+from mlml_tf.settings import GridOptions, RunConfig
+from mlml_tf.training.data import load_run_data
+from mlml_tf.training.record import run_digest
 
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="-1")
 EPOCHS = 2
@@ -81,20 +87,20 @@ def synthetic(tmp_path_factory):
     return root, cache
 
 
-def test_a_run_held_by_another_process_is_left_to_it(synthetic, tmp_path):
+def test_a_run_held_by_another_process_is_left_to_it(synthetic, tmp_path, caplog):
     root, cache = synthetic
     cells = [("ce", 0.5, 1), ("cb-wce", 0.5, 1)]
     config = RunConfig(method="ce", ratio=0.5, fold=1, epochs=1, batch_size=8)
     digest = run_digest(config, load_run_data(root / "data", config), cache)
     held = tmp_path / "out" / experiment_name("ce", 0.5, 1) / digest[:12]
-    messages = []
-    kwargs = dict(epochs=1, verbose=0, config_overrides={"batch_size": 8}, log=messages.append)
+    caplog.set_level(logging.INFO, logger="mlml_tf")
+    kwargs = dict(epochs=1, verbose=0, config_overrides={"batch_size": 8})
     with folder_lock(held) as got:
         assert got
         counts = run_cells(root / "data", tmp_path / "out", cache, cells, **kwargs)
         assert counts == {"trained": 1, "already_complete": 0, "running_elsewhere": 1}
         assert any(str(held) in m and "being trained by another process" in m
-                   for m in messages)
+                   for m in caplog.messages)
         assert sorted(p.name for p in held.iterdir()) == [".lock"], "not touched"
     counts = run_cells(root / "data", tmp_path / "out", cache, cells, **kwargs)
     assert counts == {"trained": 1, "already_complete": 1, "running_elsewhere": 0}
@@ -130,7 +136,7 @@ def waiting_for(lock_file: Path) -> set[int]:
 
 def prebuilt_cache(coco_data, out: Path) -> Path:
     """The feature cache ``mlml-tf run`` would build under ``out``, built in this process."""
-    from mlml_tf.features import cache_for_data_folder
+    from mlml_tf.features.extract import cache_for_data_folder
 
     root, args = coco_data
     images = Path(args[args.index("--images") + 1])

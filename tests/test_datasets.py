@@ -1,4 +1,5 @@
-"""Raw data sets -> label tables, as the original built them (SPEC section 1), and downloads."""
+"""Raw data sets -> label tables, as the original built them (docs/original.md section 1), and
+downloads."""
 
 import hashlib
 import http.server
@@ -277,7 +278,8 @@ def test_coco_reference_ids_are_original_row_numbers(coco_reference):
     ids = coco_reference.index.astype(int).to_numpy()
     assert ids[:4].tolist() == [8, 17, 21, 22]
     assert (np.diff(ids) > 0).all()
-    # Row numbers among the 118,287 - 1,021 images that have any annotation (SPEC section 1).
+    # Row numbers among the 118,287 - 1,021 images that have any annotation (docs/original.md
+    # section 1).
     assert ids.max() < 118_287 - 1_021
     labels = coco_reference.drop(columns="fold")
     assert len(min_labels_filter(labels, 4)) == len(labels) == 33_052

@@ -30,7 +30,8 @@ from mlml_tf.datasets.digits import (
     make_digit_mosaics,
     write_digit_dataset,
 )
-from mlml_tf.layout import read_groundtruth, split
+from mlml_tf.files.layout import read_groundtruth
+from mlml_tf.files.split import split
 
 
 def _windows(image: np.ndarray):
@@ -164,16 +165,16 @@ def test_same_seed_gives_byte_identical_files(tmp_path):
 
 @pytest.fixture(scope="module")
 def quick_demo(tmp_path_factory):
-    from mlml_tf.demo import run_demo
+    from mlml_tf.apps.demo import run_demo
 
     out = tmp_path_factory.mktemp("demo")
-    return out, run_demo(out, quick=True, seed=0, log=lambda *a: None)
+    return out, run_demo(out, quick=True, seed=0)
 
 
 @pytest.mark.slow
 def test_quick_demo_writes_table_figures_and_every_run(quick_demo):
-    from mlml_tf.demo import QUICK
-    from mlml_tf.results import METRICS, PREDICTIONS
+    from mlml_tf.apps.demo import QUICK
+    from mlml_tf.runs.outputs import METRICS, PREDICTIONS
 
     out, result = quick_demo
     cells = 3 * len(QUICK.ratios) * len(QUICK.folds)
@@ -196,7 +197,7 @@ def test_quick_demo_writes_table_figures_and_every_run(quick_demo):
 
 @pytest.mark.slow
 def test_quick_demo_labels_are_reproducible(quick_demo, tmp_path):
-    from mlml_tf.demo import QUICK
+    from mlml_tf.apps.demo import QUICK
 
     out, _ = quick_demo
     write_digit_dataset(tmp_path, QUICK.n_images, seed=0)
@@ -206,11 +207,11 @@ def test_quick_demo_labels_are_reproducible(quick_demo, tmp_path):
 
 @pytest.mark.slow
 def test_quick_demo_resumes_without_training_again(quick_demo):
-    from mlml_tf.demo import run_demo
+    from mlml_tf.apps.demo import run_demo
 
     out, first = quick_demo
     start = time.perf_counter()
-    again = run_demo(out, quick=True, seed=0, log=lambda *a: None)
+    again = run_demo(out, quick=True, seed=0)
     elapsed = time.perf_counter() - start
     assert again["counts"]["trained"] == 0
     assert again["counts"]["already_complete"] == first["counts"]["trained"]
@@ -221,10 +222,10 @@ def test_quick_demo_resumes_without_training_again(quick_demo):
 
 @pytest.mark.slow
 def test_quick_demo_compares_the_fields_methods_under_three_protocols(quick_demo):
-    from mlml_tf.demo import COMPARISON, run_demo
+    from mlml_tf.apps.demo import COMPARISON, run_demo
 
     out, first = quick_demo
-    result = run_demo(out, quick=True, seed=0, log=lambda *a: None, methods=["asl", "epr"])
+    result = run_demo(out, quick=True, seed=0, methods=["asl", "epr"])
     assert result["counts"]["trained"] == 0, "the paper's grid is reused"
     table = result["comparison"]
     assert {(p, None if np.isnan(r) else r) for p, _, r in table.index} == set(COMPARISON)

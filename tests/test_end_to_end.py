@@ -1,4 +1,5 @@
-"""A run trained end to end on images, batch norm on batch statistics as the original (SPEC 5)."""
+"""A run trained end to end on images, batch norm on batch statistics as the original
+(docs/original.md section 5)."""
 
 import json
 from pathlib import Path
@@ -10,17 +11,16 @@ from PIL import Image
 
 keras = pytest.importorskip("keras")
 
-from mlml_tf import trainer  # noqa: E402
-from mlml_tf.end_to_end import (  # noqa: E402
-    faithful_image_model,
-    image_run_digest,
-    train_run_on_images,
-)
 from mlml_tf.errors import DataError  # noqa: E402
-from mlml_tf.inputs import image_dataset  # noqa: E402
-from mlml_tf.layout import split, write_groundtruth  # noqa: E402
-from mlml_tf.model import build_head  # noqa: E402
-from mlml_tf.train import RunConfig, is_complete, load_run_data  # noqa: E402
+from mlml_tf.features.dataset import image_dataset  # noqa: E402
+from mlml_tf.files.layout import write_groundtruth  # noqa: E402
+from mlml_tf.files.split import split  # noqa: E402
+from mlml_tf.settings import RunConfig  # noqa: E402
+from mlml_tf.training import end_to_end  # noqa: E402
+from mlml_tf.training.data import load_run_data  # noqa: E402
+from mlml_tf.training.end_to_end import faithful_image_model, image_run_digest, train_run_on_images  # noqa: E402
+from mlml_tf.training.heads import build_head  # noqa: E402
+from mlml_tf.training.record import is_complete  # noqa: E402
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "camera", "coins", "colorwheel", "retina")
 CLASSES = ["person", "dog", "cat", "car", "cup"]
@@ -161,7 +161,7 @@ class Killed(Exception):
 def test_a_run_killed_after_an_epoch_resumes_to_the_same_bytes(folder, reference, tmp_path,
                                                                monkeypatch):
     run_dir, _, _ = reference
-    start_step = trainer.StartStep
+    start_step = end_to_end.StartStep
 
     def killed_after_first_epoch():
         callback = start_step()
@@ -173,7 +173,7 @@ def test_a_run_killed_after_an_epoch_resumes_to_the_same_bytes(folder, reference
         return callback
 
     with monkeypatch.context() as patch:
-        patch.setattr(trainer, "StartStep", killed_after_first_epoch)
+        patch.setattr(end_to_end, "StartStep", killed_after_first_epoch)
         with pytest.raises(Killed):
             run(folder, tmp_path / "killed")
     assert (tmp_path / "killed" / "backup").is_dir()

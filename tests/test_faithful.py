@@ -1,4 +1,5 @@
-"""Where the original defines the experiment, the port does the same (SPEC sections 3, 6-8)."""
+"""Where the original defines the experiment, the port does the same (docs/original.md sections 3,
+6-8)."""
 
 import json
 import shutil
@@ -8,27 +9,27 @@ import pandas as pd
 import pytest
 
 from mlml_tf import DataError, read_run_labels
-from mlml_tf.cache import build_feature_cache
-from mlml_tf.grid import GridOptions, experiment_naming, faithful_options, run_cells
-from mlml_tf.layout import ratio_folder, ratio_tag, run_files, split, write_groundtruth
-from mlml_tf.metrics import evaluate, per_class_report
-from mlml_tf.results import (
-    POSITIVE_SAMPLES,
-    collect_runs,
-    experiment_name,
-    true_positives_table,
-    write_run_outputs,
-)
-from mlml_tf.train import (
+from mlml_tf.apps.figures import POSITIVE_SAMPLES, true_positives_table
+from mlml_tf.apps.grid import experiment_naming, faithful_options, run_cells
+from mlml_tf.apps.tables import collect_runs
+from mlml_tf.features.cache import build_feature_cache
+from mlml_tf.files.layout import (
     GLOBAL_WEIGHTS,
-    RunConfig,
-    adadelta,
-    batch_rows,
-    buffer_shuffle_order,
-    load_run_data,
-    original_steps_per_epoch,
-    train_run,
+    ratio_folder,
+    ratio_tag,
+    run_files,
+    write_groundtruth,
 )
+from mlml_tf.files.split import split
+from mlml_tf.metrics.report import per_class_report
+from mlml_tf.metrics.scores import evaluate
+from mlml_tf.runs.names import experiment_name
+from mlml_tf.runs.outputs import write_run_outputs
+from mlml_tf.settings import GridOptions, RunConfig
+from mlml_tf.training.data import load_run_data
+from mlml_tf.training.optimizer import adadelta
+from mlml_tf.training.runs import train_run
+from mlml_tf.training.schedule import batch_rows, buffer_shuffle_order, original_steps_per_epoch
 
 PUBLISHED = ("train", "negative_weights", "positive_weights", "test")
 
@@ -307,7 +308,7 @@ def test_loss_input_original_trains_ce_on_logits_and_weighted_methods_on_probabi
         small_grid, tmp_path):
     root, _, cache = small_grid
     cells = [("ce", 0.5, 1), ("im-wce", 0.5, 1)]
-    run_cells(root / "data", tmp_path, cache, cells, epochs=1, verbose=0, log=lambda *_: None,
+    run_cells(root / "data", tmp_path, cache, cells, epochs=1, verbose=0,
               loss_input="original", config_overrides={"steps_per_epoch": "original"})
     runs = collect_runs(tmp_path)
     configs = {}
@@ -325,7 +326,7 @@ def test_run_faithful_trains_end_to_end_with_the_originals_names(tmp_path, coco_
     from PIL import Image
     from skimage import data as photos
 
-    from mlml_tf.cli import main
+    from mlml_tf.cli.main import main
 
     frame = coco_reference.drop(columns="fold").iloc[:36]
     labels = frame.loc[:, frame.sum().sort_values(ascending=False).index[:4]].astype(np.uint8)

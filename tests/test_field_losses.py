@@ -1,4 +1,4 @@
-"""The field's losses (METHODS.md section 3) equal the authors' formulas: values, which factors
+"""The field's losses (docs/methods.md section 3) equal the authors' formulas: values, which factors
 carry no gradient, CSL's selection, and the Keras reduction to the mean over B x C entries."""
 
 import numpy as np
@@ -8,7 +8,7 @@ tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
 
 from mlml_tf.errors import DataError  # noqa: E402
-from mlml_tf.losses import (  # noqa: E402
+from mlml_tf.losses.field import (  # noqa: E402
     AssumeNegative,
     AsymmetricLoss,
     ExpectedPositiveRegularization,
@@ -193,9 +193,10 @@ def test_bad_loss_arguments_are_named():
 
 
 def test_heads_side_by_side_each_get_the_loss_of_their_run_alone():
-    from mlml_tf.losses import WeightedBinaryCrossentropy
-    from mlml_tf.model import build_heads
-    from mlml_tf.trainer import HeadTrainer, TrainingRows, _loss_groups
+    from mlml_tf.losses.weighted import WeightedBinaryCrossentropy
+    from mlml_tf.training.heads import build_heads
+    from mlml_tf.losses.objectives import LossObjective
+    from mlml_tf.training.trainer import HeadTrainer, TrainingRows, _groups
 
     rng = np.random.default_rng(3)
     per_head = [(WeightedBinaryCrossentropy(from_logits=True), False),
@@ -205,13 +206,14 @@ def test_heads_side_by_side_each_get_the_loss_of_their_run_alone():
                 (AssumeNegative(weak=True), True), (AssumeNegative(weak=True), True),
                 (ExpectedPositiveRegularization(1.5), True)]
     # Equal entry-wise losses next to each other share one call; CSL and EPR read the batch.
-    assert [h for h, _ in _loss_groups(per_head)] == [[0, 1], [2], [3], [4], [5, 6], [7]]
+    objectives = [LossObjective(loss, on_probabilities) for loss, on_probabilities in per_head]
+    assert [h for h, _ in _groups(objectives)] == [[0, 1], [2], [3], [4], [5, 6], [7]]
     H = len(per_head)
     labels = rng.choice([1.0, 0.0, -1.0], size=(12, H, 6)).astype(np.float32)
     labels[:, :4] = labels[:, :4] == 1  # the paper's methods and ASL read 0/1 targets
     weights = rng.random((12, H, 6)).astype(np.float32)
     trainer = HeadTrainer(build_heads((2, 2, 3), 6, n_heads=H, head="gap"),
-                          TrainingRows(labels, weights), per_head)
+                          TrainingRows(labels, weights), objectives)
     outputs = tf.constant(rng.normal(0, 2, (12, H, 6)), tf.float32)
     got = trainer.head_loss(tf.constant(labels), outputs, tf.constant(weights))
     for h, (loss, on_probabilities) in enumerate(per_head):

@@ -1,4 +1,5 @@
-"""Images as the original saw them (SPEC 5): resized as ``skimage.transform.resize`` did, and the
+"""Images as the original saw them (docs/original.md section 5): resized as
+``skimage.transform.resize`` did, and the
 NUS-WIDE images its preprocessing could not read (grayscale among them) left out and listed."""
 
 import dataclasses
@@ -14,14 +15,10 @@ sktransform = pytest.importorskip("skimage.transform")
 Image = pytest.importorskip("PIL.Image")
 
 from mlml_tf.errors import DataError  # noqa: E402
-from mlml_tf.features import build_image_cache, cache_for_data_folder  # noqa: E402
-from mlml_tf.inputs import (  # noqa: E402
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    image_dataset,
-    non_rgb_images,
-    resize_image,
-)
+from mlml_tf.features.checks import non_rgb_images  # noqa: E402
+from mlml_tf.features.dataset import image_dataset  # noqa: E402
+from mlml_tf.features.extract import build_image_cache, cache_for_data_folder  # noqa: E402
+from mlml_tf.features.images import IMAGENET_MEAN, IMAGENET_STD, resize_image  # noqa: E402
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "camera")  # camera is grayscale
 # (height, width): the paper's input, small ones (strong shrinking), and one enlargement.
@@ -151,7 +148,7 @@ def test_a_cache_resized_otherwise_is_rebuilt_not_reused(folder, tmp_path):
 
 
 def data_folder(root, dataset):
-    from mlml_tf.layout import write_groundtruth
+    from mlml_tf.files.layout import write_groundtruth
 
     ids = ["rgb", "gray", "cmyk", "broken"]
     labels = pd.DataFrame(np.eye(4, 2, dtype=np.uint8) + np.eye(4, 2, -2, dtype=np.uint8),
@@ -161,7 +158,7 @@ def data_folder(root, dataset):
 
 
 def test_nuswide_folder_leaves_out_what_the_original_could_not_read(folder, tmp_path):
-    from mlml_tf.grid import GridOptions
+    from mlml_tf.settings import GridOptions
 
     options = GridOptions(images=folder, backbone="VGG16", weights="none", image_size=32,
                           batch_size=4)

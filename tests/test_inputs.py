@@ -10,14 +10,9 @@ skdata = pytest.importorskip("skimage.data")
 Image = pytest.importorskip("PIL.Image")
 
 from mlml_tf.errors import DataError  # noqa: E402
-from mlml_tf.inputs import (  # noqa: E402
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    check_images,
-    image_dataset,
-    image_paths_for_ids,
-    scale_images,
-)
+from mlml_tf.features.checks import check_images  # noqa: E402
+from mlml_tf.features.dataset import image_dataset  # noqa: E402
+from mlml_tf.features.images import IMAGENET_MEAN, IMAGENET_STD, scale_images  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -175,14 +170,3 @@ def test_rows_must_match_the_images(folder):
         image_dataset(paths, weights=np.ones((2, 4)))
 
 
-def test_paths_for_ids(folder):
-    assert image_paths_for_ids(folder, ["astronaut", "coffee"]) == [
-        str(folder / "astronaut.jpg"),
-        str(folder / "coffee.jpg"),
-    ]
-    assert image_paths_for_ids(folder, ["camera"], pattern=lambda i: f"{i}.png") == [
-        str(folder / "camera.png")
-    ]
-    with pytest.raises(DataError, match="no image for id 'dog' \\(1 more ids") as error:
-        image_paths_for_ids(folder, ["astronaut", "dog", "cat"], pattern="{id}.png")
-    assert error.value.file == str(folder / "dog.png")

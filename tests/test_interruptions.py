@@ -25,9 +25,11 @@ import pandas as pd
 import pytest
 from fixtures import make_coco_fixture
 
-from mlml_tf.cli import main
-from mlml_tf.layout import read_table, split, write_groundtruth
-from mlml_tf.results import GROUND_TRUTH, METRICS, PREDICTIONS, REPORT
+from mlml_tf.cli.main import main
+from mlml_tf.files.layout import write_groundtruth
+from mlml_tf.files.split import split
+from mlml_tf.files.tables import read_table
+from mlml_tf.runs.outputs import GROUND_TRUTH, METRICS, PREDICTIONS, REPORT
 
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="-1")
 EPOCHS = 8
@@ -143,7 +145,8 @@ def test_split_killed_at_random_moments_then_rerun_is_identical(tmp_path):
                 assert (killed / rel).read_bytes() == initial_manifest, "a half-made manifest"
                 continue
             if Path(rel).name.startswith("positive_weights") and digest != reference[rel]:
-                # Rewritten for every fold, the last one wins (SPEC 3): an earlier fold's file.
+                # Rewritten for every fold, the last one wins (docs/original.md section 3): an
+                # earlier fold's file.
                 weights = pd.read_csv(killed / rel)
                 assert (weights == 1).all().all() and len(weights) in train_sizes, rel
                 continue

@@ -10,15 +10,9 @@ import pandas as pd
 import pytest
 
 from mlml_tf import DataError, read_run_labels, read_table
-from mlml_tf.layout import (
-    ratio_folder,
-    read_manifest,
-    run_files,
-    split,
-    table_bytes,
-    verify,
-    write_groundtruth,
-)
+from mlml_tf.files.layout import ratio_folder, read_manifest, run_files, write_groundtruth
+from mlml_tf.files.split import split, verify
+from mlml_tf.files.tables import table_bytes
 
 PUBLISHED = ["train1_0.5.csv", "negative_weights1_0.5.csv", "test1_0.5.csv"]
 

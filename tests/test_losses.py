@@ -1,4 +1,5 @@
-"""The losses equal the original's TF formulas (SPEC section 6), also through compile/fit/save."""
+"""The losses equal the original's TF formulas (docs/original.md section 6), also through
+compile/fit/save."""
 
 import numpy as np
 import pytest
@@ -7,7 +8,7 @@ tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
 
 from mlml_tf.errors import DataError  # noqa: E402
-from mlml_tf.losses import (  # noqa: E402
+from mlml_tf.losses.weighted import (  # noqa: E402
     ClassBalancedCrossentropy,
     WeightedBinaryCrossentropy,
     class_balanced_crossentropy,

@@ -1,4 +1,5 @@
-"""The network of SPEC section 5: frozen backbone in inference mode, the original head."""
+"""The network of docs/original.md section 5: frozen backbone in inference mode, the original head.
+"""
 
 import numpy as np
 import pytest
@@ -7,15 +8,8 @@ tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
 
 from mlml_tf.errors import DataError  # noqa: E402
-from mlml_tf.model import (  # noqa: E402
-    build_backbone,
-    build_head,
-    build_heads,
-    build_model,
-    feature_extractor,
-    head_weights,
-    saved_model_backbone,
-)
+from mlml_tf.features.backbones import build_backbone, feature_extractor, saved_model_backbone  # noqa: E402
+from mlml_tf.training.heads import build_head, build_heads, build_model, head_weights  # noqa: E402
 
 SMALL = {"name": "MobileNetV2", "input_shape": (32, 32, 3), "alpha": 0.35}
 

@@ -14,11 +14,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from mlml_tf.cache import build_feature_cache
 from mlml_tf.errors import DataError
-from mlml_tf.labels import class_balance_weights, confidence_weights, ignore_missing_weights
-from mlml_tf.layout import split, write_groundtruth
-from mlml_tf.losses import (
+from mlml_tf.features.cache import build_feature_cache
+from mlml_tf.files.layout import write_groundtruth
+from mlml_tf.files.split import split
+from mlml_tf.labels.weights import class_balance_weights, confidence_weights, ignore_missing_weights
+from mlml_tf.losses.weighted import (
     EPSILON,
     ClassBalancedCrossentropy,
     WeightedBinaryCrossentropy,
@@ -26,10 +27,13 @@ from mlml_tf.losses import (
     entry_weights,
     weighted_binary_crossentropy,
 )
-from mlml_tf.metrics import evaluate, per_class_report, tune_thresholds
-from mlml_tf.model import build_head
-from mlml_tf.results import read_run, write_run_outputs
-from mlml_tf.train import RunConfig, train_run
+from mlml_tf.metrics.report import per_class_report, tune_thresholds
+from mlml_tf.metrics.scores import evaluate
+from mlml_tf.runs.outputs import write_run_outputs
+from mlml_tf.runs.reading import read_run
+from mlml_tf.settings import RunConfig
+from mlml_tf.training.heads import build_head
+from mlml_tf.training.runs import train_run
 
 FEW = settings(max_examples=40, deadline=None, derandomize=True,
                suppress_health_check=[HealthCheck.too_slow])

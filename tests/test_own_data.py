@@ -8,7 +8,7 @@ import pytest
 from fixtures import _photo, _save_jpeg
 
 from mlml_tf.errors import DataError
-from mlml_tf.own_data import read_label_table, validation_rows
+from mlml_tf.files.own_table import read_label_table, validation_rows
 
 
 @pytest.fixture()

@@ -19,19 +19,15 @@ import pytest
 from fixtures import make_own_fixture
 from PIL import Image
 
-from mlml_tf.cli import main
-from mlml_tf.metrics import annotated_metrics, mean_average_precision, tune_thresholds
-from mlml_tf.notebook import EXAMPLE_CLASSES as OWN_CLASSES
-from mlml_tf.own_model import (
-    MODEL_FILES,
-    FitSettings,
-    evaluate_model,
-    export_model,
-    fit_model,
-    image_probabilities,
-    load_model,
-    predict_images,
-)
+from mlml_tf.apps.own.fit import fit_model
+from mlml_tf.apps.own.folder import MODEL_FILES, load_model
+from mlml_tf.apps.own.images import image_probabilities
+from mlml_tf.apps.own.serve import evaluate_model, export_model, predict_images
+from mlml_tf.cli.main import main
+from mlml_tf.datasets.photos import CLASSES as OWN_CLASSES
+from mlml_tf.metrics.report import tune_thresholds
+from mlml_tf.metrics.scores import annotated_metrics, mean_average_precision
+from mlml_tf.settings import FitSettings
 
 SIZE = 32
 SETTINGS = FitSettings(head="original", image_size=SIZE, epochs=30, batch_size=8,
@@ -68,7 +64,7 @@ def own(tmp_path_factory):
 def trained(own):
     return fit_model(own["labels"], own["images"], own["root"] / "model", SETTINGS,
                      cache=own["root"] / "cache", backbone=tiny_backbone(), verbose=0,
-                     progress=False, log=lambda *a: None)
+                     progress=False)
 
 
 def test_the_model_folder_holds_the_model_its_classes_thresholds_log_and_card(trained, own):
@@ -296,7 +292,7 @@ def test_the_fields_methods_train_a_model_too(own, tmp_path, method, params):
                            batch_size=8, validation=0.25)
     trained = fit_model(own["labels"], own["images"], tmp_path / "m", settings,
                         cache=own["root"] / "cache", backbone=tiny_backbone(), verbose=0,
-                        progress=False, log=lambda *a: None)
+                        progress=False)
     assert trained.manifest["settings"]["method"] == method
     assert np.isfinite(trained.manifest["validation"]["tuned"]["map"])
 
@@ -308,7 +304,7 @@ def test_fine_tuning_trains_the_top_layers_only_and_keeps_batch_norm(own, tmp_pa
                            fine_tune=2, fine_tune_epochs=2, fine_tune_learning_rate=1e-2)
     trained = fit_model(own["labels"], own["images"], tmp_path / "m", settings,
                         cache=own["root"] / "cache", backbone=backbone, verbose=0,
-                        progress=False, log=lambda *a: None)
+                        progress=False)
     after = {layer.name: layer.get_weights() for layer in backbone.layers}
     changed = {name for name in before
                if any(not np.array_equal(a, b) for a, b in zip(before[name], after[name],
@@ -360,7 +356,7 @@ def test_a_fine_tuning_stopped_after_an_epoch_resumes_to_the_uninterrupted_model
                                                                                   tmp_path):
     settings = FitSettings(head="gap", image_size=SIZE, epochs=1, batch_size=8, validation=0.25,
                            fine_tune=2, fine_tune_epochs=2, fine_tune_learning_rate=1e-2)
-    common = dict(cache=own["root"] / "cache", verbose=0, progress=False, log=lambda *a: None)
+    common = dict(cache=own["root"] / "cache", verbose=0, progress=False)
     whole = fit_model(own["labels"], own["images"], tmp_path / "whole", settings,
                       backbone=tiny_backbone(), **common)
     with pytest.raises(_Killed):

@@ -1,4 +1,6 @@
-"""The protocols of METHODS.md section 2 on real COCO labels, and their files beside the paper's."""
+"""The protocols of docs/methods.md section 2 on real COCO labels, and their files beside the
+paper's.
+"""
 
 import hashlib
 import json
@@ -7,19 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlml_tf.cli import main
+from mlml_tf.cli.main import main
 from mlml_tf.errors import DataError
-from mlml_tf.labels import fixed_per_class, random_per_sample, single_positive
-from mlml_tf.layout import (
-    protocol_files,
-    read_protocol_labels,
-    read_run_labels,
-    read_table,
-    split,
-    split_protocol,
-    verify,
-    write_groundtruth,
-)
+from mlml_tf.files.layout import read_run_labels, write_groundtruth
+from mlml_tf.files.protocols import protocol_files, read_protocol_labels
+from mlml_tf.files.split import split, split_protocol, verify
+from mlml_tf.files.tables import read_table
+from mlml_tf.labels.missing import fixed_per_class, random_per_sample, single_positive
 
 
 @pytest.fixture(scope="module")

@@ -16,13 +16,17 @@ import pytest
 from fixtures import make_coco_fixture, make_nuswide_fixture
 
 import mlml_tf
-from mlml_tf.cache import build_feature_cache
-from mlml_tf.cli import main
-from mlml_tf.grid import GridOptions, run_cells
-from mlml_tf.labels import confidence_weights
-from mlml_tf.layout import read_table, run_files, split, table_bytes, write_groundtruth
-from mlml_tf.results import experiment_name
-from mlml_tf.train import RunConfig, load_run_data, run_digest
+from mlml_tf.apps.grid import run_cells
+from mlml_tf.cli.main import main
+from mlml_tf.features.cache import build_feature_cache
+from mlml_tf.files.layout import run_files, write_groundtruth
+from mlml_tf.files.split import split
+from mlml_tf.files.tables import read_table, table_bytes
+from mlml_tf.labels.weights import confidence_weights
+from mlml_tf.runs.names import experiment_name
+from mlml_tf.settings import GridOptions, RunConfig
+from mlml_tf.training.data import load_run_data
+from mlml_tf.training.record import run_digest
 
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="-1")
 
@@ -110,7 +114,7 @@ def test_runs_in_two_processes_agree_bit_for_bit_and_record_seed_and_versions(co
     import sklearn
     import tensorflow as tf
 
-    from mlml_tf.features import cache_for_data_folder
+    from mlml_tf.features.extract import cache_for_data_folder
 
     root, raw = coco_data
     args = ["run", "--data", root / "data", "--images", raw["images"], "--backbone", "VGG16",
@@ -219,21 +223,21 @@ def test_runs_that_differ_in_one_setting_never_share_a_folder(synthetic):
         overrides = {"batch_size": 8, **{k: v for k, v in change.items() if k != "epochs"}}
         counts = run_cells(folder, out, cache, [("cb-wce", 0.5, 1)],
                            epochs=change.get("epochs", 1), config_overrides=overrides,
-                           verbose=0, log=lambda *_: None)
+                           verbose=0)
         assert counts["trained"] == 1, name
         complete = out / experiment_name("cb-wce", 0.5, 1) / folders[name] / "complete.json"
         assert json.loads(complete.read_text())["settings_sha256"] == digests[name]
     runs = [d for d in (out / experiment_name("cb-wce", 0.5, 1)).iterdir() if d.is_dir()]
     assert len(runs) == len(chosen)
     again = run_cells(data, out, cache, [("cb-wce", 0.5, 1)], epochs=1,
-                      config_overrides={"batch_size": 8}, verbose=0, log=lambda *_: None)
+                      config_overrides={"batch_size": 8}, verbose=0)
     assert again == {"trained": 0, "already_complete": 1, "running_elsewhere": 0}
 
 
 def test_runs_on_other_images_never_share_a_folder(coco_data, tmp_path):
     from PIL import Image
 
-    from mlml_tf.features import cache_for_data_folder
+    from mlml_tf.features.extract import cache_for_data_folder
 
     root, raw = coco_data
     flipped = tmp_path / "flipped"

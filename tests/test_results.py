@@ -1,4 +1,5 @@
-"""Run outputs in the original's layout (SPEC 7), results tables and figures (SPEC 8)."""
+"""Run outputs in the original's layout (docs/original.md section 7), results tables and figures
+(docs/original.md section 8)."""
 
 import json
 
@@ -7,24 +8,14 @@ import pandas as pd
 import pytest
 
 from mlml_tf import DataError
-from mlml_tf.metrics import SCORE_KEYS, evaluate, mean_average_precision, per_class_report
-from mlml_tf.results import (
-    EXPERIMENT_TEMPLATES,
-    GROUND_TRUTH,
-    METHODS,
-    METRICS,
-    PAPER_METRICS,
-    PREDICTIONS,
-    collect_runs,
-    experiment_name,
-    format_table_markdown,
-    parse_experiment_name,
-    plot_metric_boxplots,
-    plot_true_positives,
-    read_run,
-    summary_table,
-    write_run_outputs,
-)
+from mlml_tf.apps.figures import plot_metric_boxplots, plot_true_positives
+from mlml_tf.apps.tables import PAPER_METRICS, collect_runs, format_table_markdown, summary_table
+from mlml_tf.methods.registry import PAPER_METHODS
+from mlml_tf.metrics.report import per_class_report
+from mlml_tf.metrics.scores import SCORE_KEYS, evaluate, mean_average_precision
+from mlml_tf.runs.names import EXPERIMENT_TEMPLATES, experiment_name, parse_experiment_name
+from mlml_tf.runs.outputs import GROUND_TRUTH, METRICS, PREDICTIONS, write_run_outputs
+from mlml_tf.runs.reading import read_run
 
 CLASSES = ["person", "car", "dog", "cat", "bus", "kite"]
 
@@ -49,7 +40,7 @@ def test_experiment_names_are_the_published_ones():
     assert experiment_name("cb-wce", 0.75, 3, naming="nuswide") == \
         "nus_3labels_correlations_CE0.8split_3"
     for naming in ("coco", "nuswide"):
-        for method in METHODS:
+        for method in PAPER_METHODS:
             for ratio in (0.0, 0.25, 0.5, 0.75):
                 for fold in (1, 2, 3, 4):
                     name = experiment_name(method, ratio, fold, naming=naming)
@@ -75,7 +66,7 @@ def test_experiment_names_are_the_published_ones():
     with pytest.raises(DataError, match="naming"):
         experiment_name("ce", 0.5, 1, naming="voc")
     for templates in EXPERIMENT_TEMPLATES.values():
-        assert set(templates) == set(METHODS)
+        assert set(templates) == set(PAPER_METHODS)
 
 
 def test_names_of_earlier_versions_and_other_ratios_are_read_as_written():
@@ -124,7 +115,7 @@ def test_outputs_are_byte_for_byte_deterministic(tmp_path):
 def test_run_written_the_original_way_gives_our_metrics(tmp_path):
     y, p = predictions(2, n=100)
     # The original: two np.savetxt files under a timestamp folder, its own experiment name,
-    # the last 100 mod 32 = 4 rows left at zero in both (SPEC 7).
+    # the last 100 mod 32 = 4 rows left at zero in both (docs/original.md section 7).
     y0 = np.zeros(y.shape)
     p0 = np.zeros(p.shape)
     y0[:96], p0[:96] = y[:96], p[:96]
@@ -176,7 +167,7 @@ def test_malformed_files_name_the_file(tmp_path):
 
 
 def synthetic_grid(root, ratios=(0.0, 0.5), folds=(1, 2)):
-    for m, method in enumerate(METHODS):
+    for m, method in enumerate(PAPER_METHODS):
         for ratio in ratios:
             for fold in folds:
                 y, p = predictions(100 * m + 10 * fold + int(4 * ratio),
@@ -192,18 +183,19 @@ def test_collect_runs_and_summary_table_on_a_grid(tmp_path):
     synthetic_grid(tmp_path)
     df = collect_runs(tmp_path)
     assert len(df) == 3 * 2 * 2
-    assert df["method"].tolist() == [m for m in METHODS for _ in range(4)]
+    assert df["method"].tolist() == [m for m in PAPER_METHODS for _ in range(4)]
     assert (df["n_run_folders"] == 2).all()
     assert df["run_dir"].str.endswith("2020-02-01_00-00-00").all()
     for row in df.itertuples():
-        y, p = predictions(100 * METHODS.index(row.method) + 10 * row.fold + int(4 * row.ratio),
-                           quality=0.5 - 0.4 * row.ratio + 0.05 * METHODS.index(row.method))
+        rank = PAPER_METHODS.index(row.method)
+        y, p = predictions(100 * rank + 10 * row.fold + int(4 * row.ratio),
+                           quality=0.5 - 0.4 * row.ratio + 0.05 * rank)
         assert row.f1_micro == pytest.approx(evaluate(y, p)["f1_micro"])
         assert row.map == pytest.approx(mean_average_precision(y, p))
 
     table = summary_table(df)
-    assert list(table.index) == [(m, r) for m in METHODS for r in (0.0, 0.5)]
-    for method in METHODS:
+    assert list(table.index) == [(m, r) for m in PAPER_METHODS for r in (0.0, 0.5)]
+    for method in PAPER_METHODS:
         for ratio in (0.0, 0.5):
             sel = df[(df.method == method) & (df.ratio == ratio)]
             for metric in ("map", *PAPER_METRICS):

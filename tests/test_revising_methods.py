@@ -1,7 +1,8 @@
-"""Methods that revise their labels while they train (METHODS.md section 3): ROLE, Large Loss
+"""Methods that revise their labels while they train (docs/methods.md section 3): ROLE, Large Loss
 Matters and PL-Shrink, as their papers state them, and their state across epochs and resumes."""
 
 import json
+import logging
 import math
 from pathlib import Path
 
@@ -12,18 +13,20 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
 
-from mlml_tf.cache import build_feature_cache  # noqa: E402
 from mlml_tf.errors import DataError  # noqa: E402
-from mlml_tf.layout import split, split_protocol, write_groundtruth  # noqa: E402
-from mlml_tf.losses import (  # noqa: E402
-    balanced_crossentropy,
+from mlml_tf.features.cache import build_feature_cache  # noqa: E402
+from mlml_tf.files.layout import write_groundtruth  # noqa: E402
+from mlml_tf.files.split import split, split_protocol  # noqa: E402
+from mlml_tf.losses.field import balanced_crossentropy  # noqa: E402
+from mlml_tf.losses.rules import (  # noqa: E402
     large_loss_flips,
     large_loss_matters,
     pseudo_labels,
     role_initial_logits,
     role_loss,
 )
-from mlml_tf.train import RunConfig, train_run  # noqa: E402
+from mlml_tf.settings import RunConfig  # noqa: E402
+from mlml_tf.training.runs import train_run  # noqa: E402
 
 EPS = 1e-5
 
@@ -228,7 +231,7 @@ def test_ll_cp_flips_persist_across_epochs_and_across_a_kill_and_resume(data_and
     assert flips[-1].sum() > 0
     for before, after in zip(flips, flips[1:], strict=False):
         assert (after >= before).all(), "a flipped label stays flipped"
-    from mlml_tf.train import load_run_data
+    from mlml_tf.training.data import load_run_data
 
     observed = load_run_data(root / "data", config).train_labels
     assert (observed[flips[-1] > 0] == -1).all(), "only unknown entries are flipped"
@@ -282,7 +285,7 @@ def test_per_row_state_resumes_to_the_uninterrupted_run(data_and_cache, tmp_path
         saved = np.load(tmp_path / "whole" / "state" / "estimator_logits.npy")
         np.testing.assert_array_equal(saved, state["estimator_logits"])
     else:
-        from mlml_tf.train import load_run_data
+        from mlml_tf.training.data import load_run_data
 
         observed = load_run_data(root / "data", config).train_labels
         known = observed != -1
@@ -314,16 +317,16 @@ def test_a_checkpoint_of_other_settings_is_refused(data_and_cache, tmp_path):
                   backup_minutes=0)
 
 
-def test_revising_methods_train_in_the_grid_beside_the_others(data_and_cache, tmp_path):
-    from mlml_tf.grid import grid_cells, run_cells
-    from mlml_tf.results import collect_runs
+def test_revising_methods_train_in_the_grid_beside_the_others(data_and_cache, tmp_path, caplog):
+    from mlml_tf.apps.grid import grid_cells, run_cells
+    from mlml_tf.apps.tables import collect_runs
 
     root, cache = data_and_cache
     cells = grid_cells(["cb-wce", "role", "ll-r", "ll-ct", "ll-cp", "pl-shrink"], [0.5], [1])
-    lines = []
+    caplog.set_level(logging.INFO, logger="mlml_tf")
     counts = run_cells(root / "data", tmp_path, cache, cells, epochs=3, verbose=0,
-                       log=lines.append, config_overrides={"head": "gap", "batch_size": 16})
-    assert counts["trained"] == 6 and "training these 6 runs side by side" in lines
+                       config_overrides={"head": "gap", "batch_size": 16})
+    assert counts["trained"] == 6 and "training these 6 runs side by side" in caplog.messages
     runs = collect_runs(tmp_path)
     assert sorted(runs["method"]) == sorted(["cb-wce", "role", "ll-r", "ll-ct", "ll-cp",
                                               "pl-shrink"])
@@ -346,7 +349,7 @@ def test_revising_methods_train_in_the_grid_beside_the_others(data_and_cache, tm
     ("pl-shrink", {"warmup_epochs": 4}, 4, "below the 4 epochs of training"),
 ])
 def test_bad_hyper_parameters_of_revising_methods_are_named(name, params, epochs, message):
-    from mlml_tf.methods import check_settings, method_params
+    from mlml_tf.methods.registry import check_settings, method_params
 
     with pytest.raises(DataError) as info:
         check_settings(name, method_params(name, params) if epochs is None else
@@ -355,8 +358,8 @@ def test_bad_hyper_parameters_of_revising_methods_are_named(name, params, epochs
 
 
 def test_end_to_end_training_refuses_methods_that_need_row_indices(data_and_cache):
-    from mlml_tf.end_to_end import _image_loss
-    from mlml_tf.train import load_run_data
+    from mlml_tf.training.data import load_run_data
+    from mlml_tf.training.end_to_end import _image_loss
 
     root, _ = data_and_cache
     config = _config("role", "single-positive")

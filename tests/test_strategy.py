@@ -17,9 +17,11 @@ SCRIPT = textwrap.dedent(
     import numpy as np
     import pandas as pd
 
-    from mlml_tf.cache import build_feature_cache
-    from mlml_tf.layout import split, write_groundtruth
-    from mlml_tf.train import RunConfig, train_run
+    from mlml_tf.features.cache import build_feature_cache
+    from mlml_tf.files.split import split
+    from mlml_tf.files.layout import write_groundtruth
+    from mlml_tf.settings import RunConfig
+    from mlml_tf.training.runs import train_run
 
     out = sys.argv[1]
     rng = np.random.default_rng(0)

@@ -11,11 +11,7 @@ import numpy as np
 import pytest
 
 from mlml_tf import DataError, iterative_folds
-from mlml_tf.labels import (
-    iterative_stratification,
-    kfold_parts,
-    stratified_parts,
-)
+from mlml_tf.labels.folds import iterative_stratification, kfold_parts, stratified_parts
 
 
 def _transcription(labels, share, seed, order):

@@ -3,18 +3,23 @@
 import dataclasses
 import hashlib
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from mlml_tf.cache import build_feature_cache
+from mlml_tf.apps.grid import grid_cells, run_cells
+from mlml_tf.apps.tables import collect_runs
 from mlml_tf.errors import DataError
-from mlml_tf.grid import grid_cells, run_cells
-from mlml_tf.layout import split, write_groundtruth
-from mlml_tf.results import collect_runs, experiment_name
-from mlml_tf.train import RunConfig, load_run_data, train_run
+from mlml_tf.features.cache import build_feature_cache
+from mlml_tf.files.layout import write_groundtruth
+from mlml_tf.files.split import split
+from mlml_tf.runs.names import experiment_name
+from mlml_tf.settings import RunConfig
+from mlml_tf.training.data import load_run_data
+from mlml_tf.training.runs import train_run
 
 N_ROWS, N_CLASSES, FEATURES = 256, 12, (2, 2, 8)
 
@@ -107,24 +112,25 @@ def test_one_run_writes_the_original_outputs(data_and_cache, tmp_path):
     assert extra["validation_rows"] > 0 and "tensorflow" in extra["versions"]
 
 
-def test_grid_skips_complete_runs_and_separates_settings(data_and_cache, tmp_path):
+def test_grid_skips_complete_runs_and_separates_settings(data_and_cache, tmp_path, caplog):
     root, cache, _ = data_and_cache
     cells = grid_cells(["ce", "im-wce", "cb-wce"], [0.0, 0.5], [1, 2])
     assert len(cells) == 12
-    assert grid_cells(["ce"], [0.5], [1, 2, 3], shard=(2, 2)) == [("ce", 0.5, 2)]
+    assert grid_cells(["ce"], [0.5], [1, 2, 3], shard=(2, 2)) == [("ce", 0.5, 2, "paper", 1000)]
     chosen = [("ce", 0.5, 1), ("cb-wce", 0.5, 1)]
     out = tmp_path / "out"
-    lines = []
+    caplog.set_level(logging.INFO, logger="mlml_tf")
     first = run_cells(root / "data", out, cache, chosen, epochs=1, verbose=0,
-                      config_overrides={"head": "gap"}, log=lines.append)
+                      config_overrides={"head": "gap"})
+    lines = caplog.messages
     assert first["trained"] == 2
     assert [line.split(" -> ")[0] for line in lines if " -> " in line] == [
         "ce ratio=0.5 fold=1", "cb-wce ratio=0.5 fold=1"], "each run named in the log"
     again = run_cells(root / "data", out, cache, chosen, epochs=1, verbose=0,
-                      config_overrides={"head": "gap"}, log=lambda *_: None)
+                      config_overrides={"head": "gap"})
     assert again == {"trained": 0, "already_complete": 2, "running_elsewhere": 0}
     other = run_cells(root / "data", out, cache, chosen[:1], epochs=2, verbose=0,
-                      config_overrides={"head": "gap"}, log=lambda *_: None)
+                      config_overrides={"head": "gap"})
     assert other["trained"] == 1
     folders = list((out / experiment_name("ce", 0.5, 1)).iterdir())
     assert len([f for f in folders if f.is_dir()]) == 2, "other settings, other folder"
@@ -133,8 +139,8 @@ def test_grid_skips_complete_runs_and_separates_settings(data_and_cache, tmp_pat
 
 
 def test_batches_held_in_memory_equal_the_batches_streamed_from_the_file(data_and_cache):
-    from mlml_tf.train import training_stream
-    from mlml_tf.trainer import TrainingRows
+    from mlml_tf.training.stream import training_stream
+    from mlml_tf.training.trainer import TrainingRows
 
     _, cache, _ = data_and_cache
     rows = np.arange(0, N_ROWS, 2)[::-1]
@@ -156,7 +162,7 @@ def test_batches_held_in_memory_equal_the_batches_streamed_from_the_file(data_an
 
 
 def test_runs_trained_side_by_side_get_the_results_they_get_alone(data_and_cache, tmp_path):
-    from mlml_tf.train import train_runs
+    from mlml_tf.training.runs import train_runs
 
     root, cache, _ = data_and_cache
     configs = [RunConfig(method=m, ratio=r, fold=1, epochs=3, batch_size=16, learning_rate=1.0)
@@ -189,7 +195,7 @@ def test_checkpoints_wait_for_backup_minutes_and_runs_of_0_2_keep_their_digest(
         data_and_cache, tmp_path):
     import keras
 
-    from mlml_tf.train import run_digest
+    from mlml_tf.training.record import run_digest
 
     root, cache, _ = data_and_cache
     config = RunConfig(method="ce", ratio=0.5, fold=1, epochs=2, batch_size=16)
@@ -228,20 +234,20 @@ def test_checkpoints_wait_for_backup_minutes_and_runs_of_0_2_keep_their_digest(
 
 
 def test_the_fields_methods_train_on_any_protocol_with_cslss_prior_from_a_temporary_model(
-        data_and_cache, tmp_path):
-    from mlml_tf.layout import split_protocol
-    from mlml_tf.methods import read_class_prior
+        data_and_cache, tmp_path, caplog):
+    from mlml_tf.files.split import split_protocol
+    from mlml_tf.methods.prior import read_class_prior
 
     root, cache, _ = data_and_cache
     split_protocol(root / "data", "rps", [0.5], seed=0)
     cells = (grid_cells(["asl", "csl", "an", "epr"], [0.5], [1], protocol="rps")
              + grid_cells(["csl", "wan"], [0.5], [1]))
-    lines = []
+    caplog.set_level(logging.INFO, logger="mlml_tf")
     settings = {"config_overrides": {"head": "gap", "batch_size": 16, "learning_rate": 1.0},
-                "epochs": 2, "verbose": 0, "log": lines.append}
+                "epochs": 2, "verbose": 0}
     counts = run_cells(root / "data", tmp_path, cache, cells, **settings)
     assert counts["trained"] == 6
-    assert "training these 6 runs side by side" in lines
+    assert "training these 6 runs side by side" in caplog.messages
     priors = sorted(p.parent for p in (tmp_path / "priors").rglob("class_prior.csv"))
     assert [p.parent.name for p in priors] == ["csl-ignore_missing_labels0.5_split_1",
                                                "csl-ignore_rps0.5_split_1"]
@@ -267,7 +273,8 @@ def test_the_fields_methods_train_on_any_protocol_with_cslss_prior_from_a_tempor
 
 
 def test_bad_hyper_parameters_and_prior_files_are_named(data_and_cache, tmp_path):
-    from mlml_tf.methods import method_params, read_class_prior
+    from mlml_tf.methods.prior import read_class_prior
+    from mlml_tf.methods.registry import method_params
 
     with pytest.raises(DataError, match="unknown hyper-parameter 'gamma' of method 'asl'"):
         method_params("asl", {"gamma": 1})

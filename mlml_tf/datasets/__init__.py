@@ -1,4 +1,4 @@
-"""The paper's two data sets, from their raw files to label tables (SPEC section 1).
+"""The paper's two data sets, from their raw files to label tables (docs/original.md section 1).
 
 - :mod:`mlml_tf.datasets.coco`: COCO 2017 train, images with at least 4 labels.
 - :mod:`mlml_tf.datasets.nuswide`: NUS-WIDE, images with at least 3 labels.

@@ -1,4 +1,5 @@
-"""COCO 2017 labels, row for row as the original read them through gluoncv (SPEC section 1).
+"""COCO 2017 labels, row for row as the original read them through gluoncv (docs/original.md section
+1).
 
 An image is a row, a category a column; an entry is 1 when at least one annotation of that
 category survives gluoncv's box check. The index is the sample id of the original files: the
@@ -65,7 +66,7 @@ COCO_CATEGORIES: tuple[tuple[int, str, str], ...] = (
 )
 COCO_CLASS_NAMES: tuple[str, ...] = tuple(name for _, name, _ in COCO_CATEGORIES)
 
-#: Minimum number of positive labels of the COCO subset of the paper (SPEC section 1).
+#: Minimum number of positive labels of the COCO subset of the paper (docs/original.md section 1).
 COCO_MIN_LABELS = 4
 
 
@@ -89,7 +90,8 @@ def box_survives(bbox: Any, width: float, height: float) -> bool:
 
 
 def annotation_counts(annotation: Mapping[str, Any], width: float, height: float) -> bool:
-    """Whether one annotation makes its category a positive label of its image (SPEC 1).
+    """Whether one annotation makes its category a positive label of its image (docs/original.md
+    section 1).
 
     Crowd annotations count like any other (gluoncv read them with ``iscrowd=None``); an
     annotation needs a positive ``area``, no ``ignore: 1`` flag, and a box that survives
@@ -174,6 +176,7 @@ def coco_image_root(annotations: str | os.PathLike) -> Path:
     ``<root>/annotations/instances_<split>.json`` has its images in ``<root>/<split>/``
     (``train2017/`` for the paper's data).
     """
+
     path = Path(annotations)
     match = re.fullmatch(r"instances_(\w+)\.json", path.name)
     if match is None:
@@ -188,7 +191,8 @@ def coco_image_root(annotations: str | os.PathLike) -> Path:
 def min_labels_filter(frame: pd.DataFrame, min_labels: int) -> pd.DataFrame:
     """Keep the rows with at least ``min_labels`` positive labels; ids and order unchanged.
 
-    The ids stay those given before filtering, as in the original files (SPEC section 1).
+    The ids stay those given before filtering, as in the original files (docs/original.md section
+    1).
     """
     if isinstance(min_labels, bool) or not isinstance(min_labels, (int, np.integer)):
         raise DataError(f"min_labels must be an integer, got {min_labels!r}")
@@ -202,7 +206,8 @@ def prepare_coco(
     min_labels: int = COCO_MIN_LABELS,
     ids: IdScheme = "original",
 ) -> pd.DataFrame:
-    """The COCO subset of the paper: images with at least ``min_labels`` labels (SPEC 1).
+    """The COCO subset of the paper: images with at least ``min_labels`` labels (docs/original.md
+    section 1).
 
     Args:
         annotations: path of ``instances_train2017.json``.

@@ -31,8 +31,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from PIL import Image
+from sklearn.datasets import load_digits
 
-from mlml_tf.errors import DataError, write_bytes_atomic
+from mlml_tf.errors import DataError
+from mlml_tf.files.atomic import write_bytes_atomic
+from mlml_tf.files.layout import IMAGES, write_groundtruth, write_image_list
 
 #: Class names, in column order: class k is the digit k.
 CLASS_NAMES: tuple[str, ...] = (
@@ -64,6 +67,7 @@ def digit_split(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
         ``(pretraining, mosaic)``: sorted sample indices; the first half pretrains the backbone,
         the second provides the glyphs of the mosaics.
     """
+
     n = len(_upscaled_digits()[1])
     order = np.random.default_rng([seed, 0]).permutation(n)
     return np.sort(order[: n // 2]), np.sort(order[n // 2 :])
@@ -87,8 +91,6 @@ def glyphs(indices: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
 
 @functools.lru_cache(maxsize=1)
 def _upscaled_digits() -> tuple[np.ndarray, np.ndarray]:
-    from sklearn.datasets import load_digits
-
     data = load_digits()
     ink = np.stack([
         np.asarray(Image.fromarray((im * (INK / 16.0)).astype(np.float32), mode="F")
@@ -212,6 +214,7 @@ def single_digit_images(
 
 def png_bytes(image: np.ndarray) -> bytes:
     """PNG encoding of a uint8 RGB array; PIL adds no time stamp, so equal arrays, equal bytes."""
+
     buf = io.BytesIO()
     Image.fromarray(image, mode="RGB").save(buf, format="PNG", optimize=False)
     return buf.getvalue()
@@ -228,7 +231,6 @@ def write_digit_dataset(root: str | os.PathLike, n_images: int, seed: int = 0) -
     Returns:
         The label table written to ``groundtruth.csv``.
     """
-    from mlml_tf.layout import IMAGES, write_groundtruth, write_image_list
 
     root = Path(root)
     images, labels = make_digit_mosaics(n_images, seed=seed)

@@ -23,7 +23,8 @@ from pathlib import Path, PurePosixPath
 
 from tqdm.auto import tqdm
 
-from mlml_tf.errors import DataError, atomic_path, file_digest, write_bytes_atomic
+from mlml_tf.errors import DataError
+from mlml_tf.files.atomic import atomic_path, file_digest, write_bytes_atomic
 
 _CHUNK = 1 << 20
 _HASHES = ("md5", "sha1", "sha256")
@@ -32,7 +33,6 @@ _HASHES = ("md5", "sha1", "sha256")
 @dataclass(frozen=True)
 class Archive:
     """A file to download: its URL and, where published, its SHA-1."""
-
     url: str
     sha1: str | None = None
 
@@ -84,6 +84,7 @@ def download(
         OSError: network failure or a truncated transfer; the partial file is kept and the next
             call resumes it.
     """
+
     dest = Path(dest)
     given = zip(_HASHES, (md5, sha1, sha256), strict=True)
     expected = {name: value.lower() for name, value in given if value}
@@ -167,6 +168,7 @@ def download_coco(
         The path of ``instances_train2017.json`` (the ``--annotations`` of ``mlml-tf prepare
         coco``); the images are in ``root / "train2017"``.
     """
+
     root = Path(root)
     _install(annotations_archive, root, [COCO_TRAIN_ANNOTATIONS], keep_archives, progress)
     if images:
@@ -197,6 +199,7 @@ def _mismatch(path: Path, expected: dict[str, str]) -> tuple[str, str, str] | No
 
 def _fetch(url: str, part: Path, *, progress: bool, timeout: float) -> None:
     """Stream ``url`` into ``part``, continuing an existing partial file where possible."""
+
     offset = part.stat().st_size if part.exists() else 0
     headers = {"User-Agent": "mlml-tf"}
     if offset:

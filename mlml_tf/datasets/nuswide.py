@@ -1,4 +1,5 @@
-"""NUS-WIDE labels as the original built them from the data set's own files (SPEC section 1).
+"""NUS-WIDE labels as the original built them from the data set's own files (docs/original.md
+section 1).
 
 Three files of a NUS-WIDE folder are read, all in the same image order:
 
@@ -38,7 +39,8 @@ NUSWIDE_CONCEPTS: tuple[str, ...] = (
     "water", "waterfall", "wedding", "whales", "window", "zebra",
 )
 
-#: Minimum number of positive labels of the NUS-WIDE subset of the paper (SPEC section 1).
+#: Minimum number of positive labels of the NUS-WIDE subset of the paper (docs/original.md section
+#: 1).
 NUSWIDE_MIN_LABELS = 3
 
 IMAGE_LIST = ("ImageList/Imagelist.txt",)
@@ -64,6 +66,7 @@ def read_nuswide(root: str | os.PathLike) -> tuple[pd.DataFrame, pd.Series, list
         DataError: a file is missing or malformed; the message names the file and the line
             (and column) at fault.
     """
+
     root = Path(root)
     concepts_path = _find(root, CONCEPTS)
     concepts = _read_concepts(concepts_path)
@@ -96,7 +99,8 @@ def nuswide_image_files(root: str | os.PathLike) -> pd.Series:
 def prepare_nuswide(
     root: str | os.PathLike, min_labels: int = NUSWIDE_MIN_LABELS
 ) -> tuple[pd.DataFrame, list[str]]:
-    """The NUS-WIDE subset of the paper: images with at least ``min_labels`` labels (SPEC 1).
+    """The NUS-WIDE subset of the paper: images with at least ``min_labels`` labels
+    (docs/original.md section 1).
 
     Args:
         root: the NUS-WIDE folder (see the module docstring for the files it must hold).
@@ -126,6 +130,7 @@ def _find(root: Path, candidates: tuple[str, ...]) -> Path:
 
 def _read_lines(path: Path) -> list[str]:
     """Lines of a text file, trailing blank lines dropped; a blank line elsewhere is an error."""
+
     data = path.read_bytes()
     try:
         lines = data.decode("utf-8").splitlines()

@@ -1,0 +1,69 @@
+"""Argument types of the command line that no settings object holds, and ``--set``/``--params``.
+
+The options of a run, a grid and a fit are declared in :mod:`mlml_tf.settings`; these are the
+command line's own: a shard, a threshold, per-method hyper-parameters.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from mlml_tf.errors import DataError
+from mlml_tf.files.layout import GROUNDTRUTH
+from mlml_tf.files.tables import table_classes
+from mlml_tf.methods.prior import read_class_prior
+from mlml_tf.methods.registry import method_params, read_params_file
+from mlml_tf.settings import Kind
+
+#: The exit status of bad input: a message on stderr names the file, line or column.
+EXIT_BAD_INPUT = 2
+
+PROBABILITY = Kind(float, lambda v: 0.0 <= v <= 1.0, "threshold ", "a number or 'tuned'",
+                   "is outside [0, 1]")
+
+
+def shard(text: str) -> tuple[int, int]:
+    """``i/n``: the i-th of n interleaved parts of a grid."""
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"shard {text!r} is not of the form i/n") from None
+    if not 1 <= i <= n:
+        raise argparse.ArgumentTypeError(f"shard {text!r}: need 1 <= i <= n")
+    return i, n
+
+
+def threshold(text: str):
+    """"tuned" or a probability."""
+    return text if text == "tuned" else PROBABILITY.parse(text)
+
+
+def add_method_overrides(parser: argparse.ArgumentParser, several: bool = True) -> None:
+    """``--set METHOD.NAME=VALUE`` (repeatable) and ``--params FILE``."""
+    parser.add_argument("--set", action="append", metavar="METHOD.NAME=VALUE",
+                        help="a hyper-parameter of a method, e.g. csl.gamma_unann=4"
+                        + (" (repeatable)" if several else ""))
+    parser.add_argument("--params", type=Path, default=None,
+                        help='a JSON file of hyper-parameters: {"csl": {"gamma_unann": 4}}')
+
+
+def method_overrides(args: argparse.Namespace) -> dict[str, dict]:
+    """Per-method hyper-parameters: the ``--params`` file, then every ``--set``, checked; a
+    prior file named by CSL's ``prior`` is checked against the classes before anything is
+    written."""
+    overrides = read_params_file(args.params) if args.params else {}
+    for text in args.set or []:
+        key, equals, value = text.partition("=")
+        name, dot, param = key.partition(".")
+        if not equals or not dot or not param:
+            raise DataError(f"--set {text!r} is not of the form METHOD.NAME=VALUE "
+                            "(e.g. csl.gamma_unann=4)")
+        method_params(name, {param: value})
+        overrides.setdefault(name, {})[param] = value
+    prior = overrides.get("csl", {}).get("prior")
+    if prior not in (None, "auto", "none"):
+        table = args.labels if getattr(args, "data", None) is None else (
+            Path(args.data) / GROUNDTRUTH)
+        read_class_prior(Path(prior), table_classes(table))
+    return overrides

@@ -1,0 +1,74 @@
+"""``mlml-tf run`` and ``demo``: the grid of methods x protocol settings x folds, and the
+offline demo."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import mlml_tf
+from mlml_tf.cli.arguments import add_method_overrides, method_overrides, shard
+from mlml_tf.errors import DataError
+from mlml_tf.files.protocols import PROTOCOLS
+from mlml_tf.methods.registry import METHODS, PAPER_METHODS
+from mlml_tf.settings import POSITIVE, RATIO, add_arguments, from_arguments
+
+log = logging.getLogger(__name__)
+
+
+def _run(args: argparse.Namespace) -> int:
+    chosen = PROTOCOLS[args.protocol]
+    if args.count and chosen.option != "--count":
+        raise DataError(f"--count is for --protocol fpc, not {args.protocol}")
+    if args.ratios and chosen.option != "--ratios":
+        raise DataError(f"--protocol {args.protocol} takes no --ratios")
+    summary = mlml_tf.run_grid(
+        data=args.data, out=args.out, methods=args.methods, ratios=args.ratios,
+        folds=args.folds, epochs=args.epochs, shard=args.shard,
+        options=from_arguments(args, "grid"), faithful=args.faithful, protocol=args.protocol,
+        counts=args.count, method_overrides=method_overrides(args))
+    log.info("%s", summary)
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    methods = args.methods
+    if methods and "all" in methods:
+        methods = "all"
+    mlml_tf.run_demo(out=args.out, quick=args.quick, seed=args.seed, methods=methods)
+    return 0
+
+
+def add_parsers(sub) -> None:
+    """``run`` and ``demo``."""
+    run = sub.add_parser("run", help="train and evaluate the grid of methods x ratios x folds")
+    run.add_argument("--data", required=True, type=Path, help="data folder (mlml-tf split)")
+    run.add_argument("--out", required=True, type=Path, help="output folder, shared by shards")
+    run.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(PAPER_METHODS),
+                     help="the paper's CE, IM-WCE, CB-WCE (default), and the field's "
+                     + ", ".join(m.label for m in METHODS.values() if m.name not in PAPER_METHODS))
+    run.add_argument("--count", type=POSITIVE.parse, nargs="+", default=None,
+                     help="fpc: the counts of annotated labels per class (default 1000)")
+    add_method_overrides(run)
+    run.add_argument("--ratios", nargs="+", type=RATIO.parse, default=None,
+                     help="default: every ratio of the data folder's manifest")
+    run.add_argument("--folds", nargs="+", type=POSITIVE.parse, default=None,
+                     help="default: every fold of the data folder's manifest")
+    run.add_argument("--shard", type=shard, default=(1, 1), metavar="i/n",
+                     help="run only the i-th of n interleaved parts of the grid")
+    run.add_argument("--faithful", action="store_true",
+                     help="every departure from the original undone at once (README: "
+                     "'Where the port departs from the original')")
+    add_arguments(run, "run")
+    run.set_defaults(func=_run)
+
+    demo = sub.add_parser("demo", help="the whole protocol offline on handwritten-digit mosaics")
+    demo.add_argument("--quick", action="store_true", help="a small version for tests")
+    demo.add_argument("--out", type=Path, default=Path("demo_out"))
+    demo.add_argument("--methods", nargs="+", default=None,
+                      choices=["all", *(m for m in METHODS if m not in PAPER_METHODS)],
+                      help="compare these methods of the field (or all) with the paper's, "
+                      "under the paper's protocol, RPS 0.5 and single positive")
+    add_arguments(demo, "demo")
+    demo.set_defaults(func=_demo)
