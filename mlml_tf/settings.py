@@ -6,8 +6,8 @@ commands take it (its ``commands``). From the one table :data:`OPTIONS` come
 - :class:`RunConfig` (scope ``run``): the settings of one run, whose digest names its folder;
 - :class:`GridOptions` (scope ``grid``): what every run of a grid shares (``mlml-tf run``);
 - :class:`FitSettings` (scope ``fit``): how ``mlml-tf train`` trains a model of one's own data;
-- the command line's arguments (:func:`add_arguments`) and the settings objects built from them
-  (:func:`from_arguments`).
+- the command line's arguments and the settings objects built from them
+  (:mod:`mlml_tf.cli.arguments`).
 
 An option of the grid and of a run passes from :class:`GridOptions` to each :class:`RunConfig`
 (:func:`shared`); one of a fit and of a run, from :class:`FitSettings` to its head's run. A new
@@ -23,7 +23,6 @@ import argparse
 import dataclasses
 import math
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 from mlml_tf.errors import DataError
@@ -407,44 +406,3 @@ DIGEST_DEFAULTS: tuple[str, ...] = tuple(o.name for o in options("run") if o.dig
 #: Fields of :class:`RunConfig` that change only a run's labels, entry weights and loss: runs
 #: that differ in nothing else and train on the same rows train side by side.
 PER_HEAD_FIELDS: tuple[str, ...] = tuple(o.name for o in options("run") if o.per_head)
-
-
-# -------------------------------------------------------------------------- the command line
-
-
-def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
-    """Add to ``parser`` the options that ``command`` takes, each as its table says."""
-    for option in options(command=command):
-        extra: dict = {}
-        if option.flag:
-            extra["action"] = "store_true"
-        elif option.words:
-            extra.update(choices=list(option.words), default=next(
-                w for w, v in option.words.items() if v == option.default))
-        else:
-            extra.update(default=option.default, type=_argument_type(option))
-            if option.choices:
-                extra["choices"] = list(option.choices)
-        if option.metavar:
-            extra["metavar"] = option.metavar
-        parser.add_argument(option.flag_name, dest=option.name, help=option.help, **extra)
-
-
-def _argument_type(option: Option):
-    if option.kind is not None:
-        return option.kind.parse
-    if option.type == "Path | None":
-        return Path
-    return None
-
-
-def from_arguments(args: argparse.Namespace, scope: str, **values):
-    """The settings object of ``scope`` from parsed arguments (the command's options of that
-    scope), with ``values`` besides."""
-    cls = {"run": RunConfig, "grid": GridOptions, "fit": FitSettings}[scope]
-    for option in options(scope):
-        if option.name in values or not hasattr(args, option.name):
-            continue
-        value = getattr(args, option.name)
-        values[option.name] = option.words[value] if option.words else value
-    return cls(**values)

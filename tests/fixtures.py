@@ -1,4 +1,5 @@
-"""Small raw data sets in the real file formats of COCO 2017 and NUS-WIDE, on real photographs.
+"""What the tests share: small raw data sets in the real file formats of COCO 2017 and NUS-WIDE
+on real photographs, data folders with feature caches that runs learn from, and file digests.
 
 The images come from ``skimage.data`` (cropped, flipped and resized so that every file differs).
 The labels are random but planned: each annotation is made to count or not by construction
@@ -6,7 +7,7 @@ The labels are random but planned: each annotation is made to count or not by co
 expected label table is known without running the code under test. Everything is determined by
 ``seed``.
 
-Tests import it as ``from fixtures import make_coco_fixture, make_nuswide_fixture``: pytest puts
+Tests import it as ``from fixtures import make_coco_fixture, tree_digests``: pytest puts
 this folder on ``sys.path`` (a top-level ``tests`` package installed by a dependency would shadow
 ``tests.fixtures``).
 """
@@ -14,14 +15,19 @@ this folder on ``sys.path`` (a top-level ``tests`` package installed by a depend
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from PIL import Image
 
 from mlml_tf.datasets.coco import COCO_CATEGORIES
 from mlml_tf.datasets.nuswide import NUSWIDE_CONCEPTS
+from mlml_tf.features.cache import FeatureCache, build_feature_cache
+from mlml_tf.files.layout import write_groundtruth
+from mlml_tf.files.split import split
 
 # Categories drawn for the COCO fixture, with their relative frequencies: a few classes carry
 # most labels, as in COCO, so that folds and class weights have something to work on.
@@ -313,3 +319,49 @@ def make_own_fixture(root: str | Path, n_images: int = 48, seed: int = 0,
     from mlml_tf.datasets.photos import own_data_example
 
     return own_data_example(root, n_images, seed, unknown)
+
+
+# ---------------------------------------------------------------------- files and data folders
+
+
+def tree_digests(root: str | Path, pattern: str = "*", locks: bool = False) -> dict[str, str]:
+    """Every file under ``root`` matching ``pattern`` (hidden ones too; ``.lock`` files only
+    with ``locks``) -> the SHA-256 of its bytes, by path relative to ``root``."""
+    root = Path(root)
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob(pattern))
+            if p.is_file() and (locks or p.name != ".lock")}
+
+
+def top_classes(reference: pd.DataFrame, rows: int, classes: int,
+                keep_empty: bool = False) -> pd.DataFrame:
+    """The first ``rows`` rows of a published label table (its ``fold`` column dropped) on their
+    ``classes`` most frequent classes; rows without a positive left out unless ``keep_empty``."""
+    frame = reference.drop(columns="fold").iloc[:rows]
+    frame = frame.loc[:, frame.sum().sort_values(ascending=False).index[:classes]]
+    return (frame if keep_empty else frame[frame.sum(axis=1) > 0]).astype(np.uint8)
+
+
+def learnable_features(labels: np.ndarray, shape: tuple[int, ...], seed: int = 0,
+                       noise: float = 0.5) -> np.ndarray:
+    """Features that carry the labels: a fixed random projection of them, plus noise."""
+    rng = np.random.default_rng(seed)
+    proj = rng.normal(size=(labels.shape[1], int(np.prod(shape))))
+    x = np.asarray(labels) @ proj + noise * rng.normal(size=(len(labels), proj.shape[1]))
+    return x.reshape(len(labels), *shape).astype(np.float32)
+
+
+def split_folder(root: str | Path, labels: pd.DataFrame, **split_args) -> Path:
+    """``root/data``: ``labels`` as its groundtruth, split in the original's layout."""
+    data = Path(root) / "data"
+    write_groundtruth(data, labels)
+    split(data, **split_args)
+    return data
+
+
+def feature_cache(folder: str | Path, ids, features: np.ndarray, settings: dict | None = None,
+                  batches: int = 1) -> FeatureCache:
+    """A feature cache of ``features`` (one row per id), built in ``batches`` batches."""
+    return build_feature_cache(folder, list(ids), lambda: iter(np.array_split(features, batches)),
+                               lambda batch: batch, settings or {"backbone": "projection"},
+                               progress=False)

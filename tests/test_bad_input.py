@@ -7,7 +7,6 @@ ones, one fault at a time, so that the place of the fault is known and the repor
 """
 
 import contextlib
-import hashlib
 import io
 import json
 import subprocess
@@ -18,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from fixtures import make_coco_fixture, write_nuswide_files
+from fixtures import make_coco_fixture, tree_digests, write_nuswide_files
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -37,9 +36,8 @@ MANY = settings(FEW, max_examples=50)
 
 
 def tree(root: Path) -> dict[str, str]:
-    """Every file under ``root`` (hidden ones too) -> SHA-256 of its bytes."""
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(Path(root).rglob("*")) if p.is_file()}
+    """Every file under ``root`` (hidden ones and locks too) -> SHA-256 of its bytes."""
+    return tree_digests(root, locks=True)
 
 
 def no_temporaries(root: Path) -> bool:

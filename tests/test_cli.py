@@ -1,24 +1,19 @@
 """The mlml-tf command line, on raw data sets in their real formats and on real label files."""
 
-import hashlib
 import json
+import os
 import subprocess
 import sys
 
 import numpy as np
 import pandas as pd
 import pytest
-from fixtures import make_coco_fixture, make_nuswide_fixture
+from fixtures import make_coco_fixture, make_nuswide_fixture, tree_digests
 
 from mlml_tf.cli.main import main
 from mlml_tf.files.layout import read_groundtruth, read_manifest
 from mlml_tf.files.tables import read_table
 from mlml_tf.labels.weights import confidence_weights
-
-
-def _digests(root):
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +121,31 @@ def test_prepare_then_split_is_byte_identical_across_processes(coco_raw, tmp_pat
                         "--out", out, "--min-labels", "2").returncode == 0
         result = _run_cli("split", out, "--seed", "4")
         assert result.returncode == 0, result.stderr
-        digests.append(_digests(out))
+        digests.append(tree_digests(out))
     assert digests[0] == digests[1]
     manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
     assert manifest["split"]["seed"] == 4
+
+
+def _command(*args: str, tf_logging: bool = False) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL" or tf_logging}
+    return subprocess.run([sys.executable, "-m", "mlml_tf.cli", *args], capture_output=True,
+                          text=True, env=env)
+
+
+def test_tensorflows_start_up_lines_are_shown_only_when_asked(tmp_path):
+    # export imports TensorFlow, then finds no model folder.
+    args = ["export", "--model", str(tmp_path / "none"), "--out", str(tmp_path / "x")]
+    quiet, verbose = _command(*args), _command(*args, "--verbose")
+    assert quiet.returncode == verbose.returncode == 2
+    assert quiet.stderr == f"mlml-tf: error: {tmp_path / 'none'}: model folder not found\n"
+    assert "oneDNN" in verbose.stderr or "I0000" in verbose.stderr
+    assert verbose.stderr.endswith(quiet.stderr)
+
+
+def test_help_answers_without_tensorflow():
+    code = ("import sys; from mlml_tf.cli import main\n"
+            "try:\n    main(['run', '--help'])\nexcept SystemExit:\n    pass\n"
+            "print('tensorflow' in sys.modules, file=sys.stderr)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert "--cb-source" in done.stdout and done.stderr.strip() == "False"

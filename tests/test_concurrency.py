@@ -15,14 +15,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from fixtures import make_coco_fixture
+from fixtures import feature_cache, make_coco_fixture, split_folder
 
 from mlml_tf.apps.grid import run_cells
 from mlml_tf.cli.main import main
 from mlml_tf.features.cache import FEATURES, MANIFEST, build_feature_cache, ids_digest
 from mlml_tf.files.atomic import folder_lock
-from mlml_tf.files.layout import write_groundtruth
-from mlml_tf.files.split import split
 from mlml_tf.runs.names import experiment_name
 from mlml_tf.runs.outputs import COMPLETE
 from mlml_tf.settings import GridOptions, RunConfig
@@ -79,12 +77,9 @@ def synthetic(tmp_path_factory):
     rng = np.random.default_rng(1)
     labels = pd.DataFrame((rng.random((48, 4)) < 0.5).astype(np.uint8),
                           index=[str(i) for i in range(48)], columns=list("abcd"))
-    write_groundtruth(root / "data", labels)
-    split(root / "data", n_folds=2, ratios=[0.0, 0.5], seed=0)
+    split_folder(root, labels, n_folds=2, ratios=[0.0, 0.5], seed=0)
     x = rng.normal(size=(48, 2, 2, 2)).astype(np.float32)
-    cache = build_feature_cache(root / "cache", labels.index, lambda: iter([x]), lambda b: b,
-                                {"backbone": "test"}, progress=False)
-    return root, cache
+    return root, feature_cache(root / "cache", labels.index, x, {"backbone": "test"})
 
 
 def test_a_run_held_by_another_process_is_left_to_it(synthetic, tmp_path, caplog):

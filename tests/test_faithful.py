@@ -7,12 +7,12 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
+from fixtures import feature_cache, learnable_features, split_folder, top_classes
 
 from mlml_tf import DataError, read_run_labels
 from mlml_tf.apps.figures import POSITIVE_SAMPLES, true_positives_table
 from mlml_tf.apps.grid import experiment_naming, faithful_options, run_cells
 from mlml_tf.apps.tables import collect_runs
-from mlml_tf.features.cache import build_feature_cache
 from mlml_tf.files.layout import (
     GLOBAL_WEIGHTS,
     ratio_folder,
@@ -236,17 +236,10 @@ def test_figure_3_is_fold_1_at_ratio_0_5_with_the_positive_samples(tmp_path):
 @pytest.fixture(scope="module")
 def small_grid(tmp_path_factory, coco_reference):
     root = tmp_path_factory.mktemp("faithful")
-    frame = coco_reference.drop(columns="fold").iloc[:200]
-    labels = frame.loc[:, frame.sum().sort_values(ascending=False).index[:8]].astype(np.uint8)
-    write_groundtruth(root / "data", labels)
-    split(root / "data", ratios=[0.0, 0.5], seed=0)
-    rng = np.random.default_rng(0)
-    x = (labels.to_numpy() @ rng.normal(size=(8, 16)) + rng.normal(size=(200, 16)))
-    cache = build_feature_cache(
-        root / "cache", labels.index, lambda: iter([x.reshape(200, 2, 2, 4)]), lambda b: b,
-        settings={"backbone": "projection"}, progress=False,
-    )
-    return root, labels, cache
+    labels = top_classes(coco_reference, 200, 8, keep_empty=True)
+    split_folder(root, labels, ratios=[0.0, 0.5], seed=0)
+    x = learnable_features(labels.to_numpy(), (2, 2, 4), noise=1.0)
+    return root, labels, feature_cache(root / "cache", labels.index, x)
 
 
 def test_the_authors_global_weights_are_read_by_id(small_grid, tmp_path):

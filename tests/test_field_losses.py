@@ -11,8 +11,10 @@ from mlml_tf.errors import DataError  # noqa: E402
 from mlml_tf.losses.field import (  # noqa: E402
     AssumeNegative,
     AsymmetricLoss,
+    BalancedCrossentropy,
     ExpectedPositiveRegularization,
     PartialSelectiveLoss,
+    class_positive_rates,
 )
 
 EPS = 1e-5
@@ -156,11 +158,12 @@ def test_annotated_negatives_are_certain_for_wan_and_epr():
 @pytest.mark.parametrize("loss", [
     AsymmetricLoss(gamma_pos=0.0), PartialSelectiveLoss("selective", prior=[0.1] * 9),
     AssumeNegative(label_smoothing=0.1, weak=True), ExpectedPositiveRegularization(2.0),
+    BalancedCrossentropy(np.linspace(0.05, 0.6, 9), max_weight=5.0, unknown_weight=0.5),
 ])
 def test_field_losses_weigh_entries_reduce_to_the_mean_and_save(loss, tmp_path):
     z, y01, y3, rng = batch(7)
     y = y01 if isinstance(loss, AsymmetricLoss) else y3
-    on_logits = isinstance(loss, AsymmetricLoss | PartialSelectiveLoss)
+    on_logits = isinstance(loss, AsymmetricLoss | PartialSelectiveLoss | BalancedCrossentropy)
     x = z if on_logits else sigmoid(z).astype(np.float32)
     w = rng.random(z.shape).astype(np.float32)
     per_entry = type(loss).from_config({**loss.get_config(), "reduction": None})(y, x).numpy()
@@ -174,6 +177,27 @@ def test_field_losses_weigh_entries_reduce_to_the_mean_and_save(loss, tmp_path):
     extreme = (1e4 * sign if on_logits else (sign + 1) / 2).astype(np.float32)
     value, grad = value_and_gradient(loss, y, extreme)
     assert np.isfinite(value) and np.isfinite(grad).all()
+
+
+def test_balanced_crossentropy_weighs_each_class_against_its_share_of_positives():
+    # Two classes, rates 0.1 and 0.5: positives weigh min(1 / (2 pi), 10), negatives
+    # min(1 / (2 (1 - pi)), 10), unknown entries as negatives times unknown_weight.
+    y = np.array([[1.0, 0.0], [0.0, -1.0], [-1.0, 1.0]], np.float32)
+    z = np.array([[0.5, -1.0], [2.0, 0.3], [-0.7, 1.5]], np.float32)
+    loss = BalancedCrossentropy([0.1, 0.5], max_weight=4.0, unknown_weight=0.25,
+                                reduction=None)
+    softplus = np.log1p(np.exp(z))
+    softplus_neg = np.log1p(np.exp(-z))
+    w_pos, w_neg = np.array([4.0, 1.0]), np.array([1 / 1.8, 1.0])
+    expected = ((y == 1) * w_pos * softplus_neg
+                + ((y == 0) + 0.25 * (y == -1)) * w_neg * softplus)
+    np.testing.assert_allclose(loss(y, z).numpy(), expected, rtol=1e-6)
+    # The rates it is meant to take: each class's share of positives in its loss.
+    labels = np.array([[1, 0], [0, -1], [-1, 1], [0, 0]])
+    np.testing.assert_allclose(class_positive_rates(labels, unknown_weight=0.25),
+                               [1 / 3.25, 1 / 3.25], rtol=1e-12)
+    with pytest.raises(DataError, match="positive_rate"):
+        BalancedCrossentropy([0.0, 0.5])
 
 
 def test_bad_loss_arguments_are_named():
@@ -193,9 +217,9 @@ def test_bad_loss_arguments_are_named():
 
 
 def test_heads_side_by_side_each_get_the_loss_of_their_run_alone():
+    from mlml_tf.losses.objectives import LossObjective
     from mlml_tf.losses.weighted import WeightedBinaryCrossentropy
     from mlml_tf.training.heads import build_heads
-    from mlml_tf.losses.objectives import LossObjective
     from mlml_tf.training.trainer import HeadTrainer, TrainingRows, _groups
 
     rng = np.random.default_rng(3)

@@ -9,7 +9,6 @@ equality check would prove little.) TensorFlow on CPU is deterministic here with
 test_reproducibility.py checks that two uninterrupted runs agree bit for bit.
 """
 
-import hashlib
 import json
 import os
 import random
@@ -23,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from fixtures import make_coco_fixture
+from fixtures import make_coco_fixture, tree_digests
 
 from mlml_tf.cli.main import main
 from mlml_tf.files.layout import write_groundtruth
@@ -45,11 +44,6 @@ BACKUP_NOT_ATOMIC = (
     "the checkpoint in backup/ was left truncated by a killed attempt, so the next attempt "
     "could not restore it"
 )
-
-
-def files_of(root: Path) -> dict[str, str]:
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 def modified_since(path: Path, moment: float) -> bool:
@@ -118,7 +112,7 @@ def test_split_killed_at_random_moments_then_rerun_is_identical(tmp_path):
     # The same seed gives the same bytes in any process (test_reproducibility.py, test_layout.py)
     split(ref, seed=5)
     args = ["split", "--seed", "5"]
-    reference = files_of(ref)
+    reference = tree_digests(ref)
     counts = json.loads((ref / "manifest.json").read_text())["split"]["counts"]
     train_sizes = {c["train"] for c in counts.values()}
 
@@ -138,7 +132,7 @@ def test_split_killed_at_random_moments_then_rerun_is_identical(tmp_path):
         proc = start(tmp_path / f"k{attempt}.log", args[0], killed, *args[1:])
         kills += kill_when(proc, enough_written,
                            chance.uniform(0.2, 1.5) if attempt == 0 else 0.0)
-        for rel, digest in files_of(killed).items():
+        for rel, digest in tree_digests(killed).items():
             if Path(rel).name.startswith(".tmp."):
                 continue
             if rel == "manifest.json" and digest != reference[rel]:
@@ -154,7 +148,7 @@ def test_split_killed_at_random_moments_then_rerun_is_identical(tmp_path):
             assert digest == reference[rel], f"{rel} is visible but not complete"
     assert kills >= 3, "the split ended before most kills: nothing was interrupted"
     finish(start(tmp_path / "final.log", args[0], killed, *args[1:]), tmp_path / "final.log")
-    assert files_of(killed) == reference
+    assert tree_digests(killed) == reference
     assert temporaries(killed) == []
     read_table(killed / "missing_labels0.8" / "train4_0.8.csv")
 

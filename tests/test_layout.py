@@ -1,6 +1,5 @@
 """Files of the original layout: the published ones are read unchanged, ours are the same shape."""
 
-import hashlib
 import shutil
 import subprocess
 import sys
@@ -8,6 +7,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+from fixtures import tree_digests
 
 from mlml_tf import DataError, read_run_labels, read_table
 from mlml_tf.files.layout import ratio_folder, read_manifest, run_files, write_groundtruth
@@ -102,9 +102,7 @@ def test_split_is_byte_identical_across_processes(tmp_path, coco_reference):
             [sys.executable, "-m", "mlml_tf.cli", "split", str(root), "--seed", "11"],
             check=True, capture_output=True,
         )
-        files = sorted(p for p in root.rglob("*") if p.is_file())
-        digests.append({p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-                        for p in files})
+        digests.append(tree_digests(root))
     assert digests[0] == digests[1]
     assert len(digests[0]) == 2 + 4 * 13
 

@@ -288,13 +288,18 @@ def test_the_command_line_trains_on_a_keras_application_and_the_same_seed_repeat
     ("csl", ()), ("role", (("expected_positives", 1.5),)), ("pl-shrink", ()), ("asl", ()),
 ])
 def test_the_fields_methods_train_a_model_too(own, tmp_path, method, params):
-    settings = FitSettings(method=method, params=params, head="gap", image_size=SIZE, epochs=2,
-                           batch_size=8, validation=0.25)
+    settings = FitSettings(method=method, params=params, head="gap", image_size=SIZE, epochs=8,
+                           batch_size=8, validation=0.25, learning_rate=1.0)
     trained = fit_model(own["labels"], own["images"], tmp_path / "m", settings,
                         cache=own["root"] / "cache", backbone=tiny_backbone(), verbose=0,
                         progress=False)
     assert trained.manifest["settings"]["method"] == method
-    assert np.isfinite(trained.manifest["validation"]["tuned"]["map"])
+    # Each learns what the photographs show (on this machine: CSL 57, ROLE 56, PL-Shrink 67,
+    # ASL 47 mAP against 36 for chance after 8 epochs).
+    labels = own["truth"]
+    probabilities = image_probabilities(trained, [own["images"] / n for n in own["names"]])
+    chance = 100 * labels.mean(axis=0).mean()
+    assert mean_average_precision(labels, probabilities) > chance + 8
 
 
 def test_fine_tuning_trains_the_top_layers_only_and_keeps_batch_norm(own, tmp_path):

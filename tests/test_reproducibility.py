@@ -2,7 +2,6 @@
 its seeds and library versions, and two runs that differ in any setting never share a result
 folder."""
 
-import hashlib
 import json
 import os
 import shutil
@@ -13,12 +12,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from fixtures import make_coco_fixture, make_nuswide_fixture
+from fixtures import (
+    feature_cache,
+    make_coco_fixture,
+    make_nuswide_fixture,
+    split_folder,
+    tree_digests,
+)
 
 import mlml_tf
 from mlml_tf.apps.grid import run_cells
 from mlml_tf.cli.main import main
-from mlml_tf.features.cache import build_feature_cache
 from mlml_tf.files.layout import run_files, write_groundtruth
 from mlml_tf.files.split import split
 from mlml_tf.files.tables import read_table, table_bytes
@@ -29,11 +33,6 @@ from mlml_tf.training.data import load_run_data
 from mlml_tf.training.record import run_digest
 
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="-1")
-
-
-def files_of(root: Path, pattern: str = "*") -> dict[str, str]:
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob(pattern)) if p.is_file() and p.name != ".lock"}
 
 
 def in_processes(*commands, logs_dir: Path) -> None:
@@ -87,12 +86,12 @@ def test_kfold_split_and_nuswide_prepare_are_byte_identical_across_processes(tmp
         ["prepare", "nuswide", "--root", raw["root"], "--out", tmp_path / "n2"],
         logs_dir=tmp_path)
     split(tmp_path / "c", n_folds=3, seed=10, scheme="kfold")
-    a, b, c = (files_of(tmp_path / name) for name in "abc")
+    a, b, c = (tree_digests(tmp_path / name) for name in "abc")
     assert a == b and len(a) == 2 + 4 * 10
     differ = [rel for rel in a if a[rel] != c[rel]]
     assert "missing_labels0.5/train1_0.5.csv" in differ, "another seed, other folds"
     assert "groundtruth.csv" not in differ
-    n1, n2 = files_of(tmp_path / "n1"), files_of(tmp_path / "n2")
+    n1, n2 = tree_digests(tmp_path / "n1"), tree_digests(tmp_path / "n2")
     assert n1 == n2 and set(n1) == {"groundtruth.csv", "images.csv", "manifest.json"}
 
 
@@ -121,7 +120,7 @@ def test_runs_in_two_processes_agree_bit_for_bit_and_record_seed_and_versions(co
             "--weights", "none", "--image-size", "32", "--batch-size", "2", "--epochs", "3",
             "--methods", "cb-wce", "--ratios", "0.5", "--folds", "1", "--seed", "3"]
     in_processes([*args, "--out", root / "a"], [*args, "--out", root / "b"], logs_dir=root)
-    a, b = files_of(root / "a"), files_of(root / "b")
+    a, b = tree_digests(root / "a"), tree_digests(root / "b")
     shared = [rel for rel in a if Path(rel).name in (
         "features.npy", "cache.json", "predictions.out", "test_ground_truth_classes.txt",
         "results_report.csv", "evaluation_results.txt", "metrics.json", "complete.json")]
@@ -155,11 +154,9 @@ def test_runs_in_two_processes_agree_bit_for_bit_and_record_seed_and_versions(co
 def synthetic(tmp_path_factory):
     root = tmp_path_factory.mktemp("digests")
     labels = correlated_labels(64, 5, 2)
-    write_groundtruth(root / "data", labels)
-    split(root / "data", n_folds=2, ratios=[0.0, 0.5], seed=0)
+    split_folder(root, labels, n_folds=2, ratios=[0.0, 0.5], seed=0)
     x = np.random.default_rng(3).normal(size=(64, 2, 2, 2)).astype(np.float32)
-    caches = [build_feature_cache(root / f"cache{s}", labels.index, lambda: iter([x]),
-                                  lambda b: b, {"backbone": "test", "seed": s}, progress=False)
+    caches = [feature_cache(root / f"cache{s}", labels.index, x, {"backbone": "test", "seed": s})
               for s in (0, 1)]
     return root, caches
 

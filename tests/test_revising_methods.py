@@ -9,14 +9,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from fixtures import feature_cache, learnable_features, split_folder, top_classes
 
 tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
 
 from mlml_tf.errors import DataError  # noqa: E402
-from mlml_tf.features.cache import build_feature_cache  # noqa: E402
-from mlml_tf.files.layout import write_groundtruth  # noqa: E402
-from mlml_tf.files.split import split, split_protocol  # noqa: E402
+from mlml_tf.files.split import split_protocol  # noqa: E402
 from mlml_tf.losses.field import balanced_crossentropy  # noqa: E402
 from mlml_tf.losses.rules import (  # noqa: E402
     large_loss_flips,
@@ -170,18 +169,10 @@ N_ROWS, N_CLASSES, FEATURES = 192, 8, (2, 2, 8)
 @pytest.fixture(scope="module")
 def data_and_cache(tmp_path_factory, coco_reference):
     root = tmp_path_factory.mktemp("revising")
-    frame = coco_reference.drop(columns="fold").iloc[:N_ROWS]
-    frame = frame.loc[:, frame.sum().sort_values(ascending=False).index[:N_CLASSES]]
-    labels = frame[frame.sum(axis=1) > 0].astype(np.uint8)
-    write_groundtruth(root / "data", labels)
-    split(root / "data", ratios=[0.5], seed=0)
-    split_protocol(root / "data", "single-positive", seed=0)
-    rng = np.random.default_rng(0)
-    proj = rng.normal(size=(labels.shape[1], int(np.prod(FEATURES))))
-    x = labels.to_numpy() @ proj + 0.5 * rng.normal(size=(len(labels), proj.shape[1]))
-    x = x.reshape(len(labels), *FEATURES).astype(np.float32)
-    cache = build_feature_cache(root / "cache", labels.index, lambda: iter([x]), lambda b: b,
-                                settings={"backbone": "projection"}, progress=False)
+    labels = top_classes(coco_reference, N_ROWS, N_CLASSES)
+    split_protocol(split_folder(root, labels, ratios=[0.5], seed=0), "single-positive", seed=0)
+    cache = feature_cache(root / "cache", labels.index,
+                          learnable_features(labels.to_numpy(), FEATURES))
     return root, cache
 
 

@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from fixtures import feature_cache, learnable_features, split_folder, top_classes
 
 from mlml_tf.apps.grid import grid_cells, run_cells
 from mlml_tf.apps.tables import collect_runs
 from mlml_tf.errors import DataError
 from mlml_tf.features.cache import build_feature_cache
-from mlml_tf.files.layout import write_groundtruth
-from mlml_tf.files.split import split
+from mlml_tf.files.tables import read_table
 from mlml_tf.runs.names import experiment_name
 from mlml_tf.settings import RunConfig
 from mlml_tf.training.data import load_run_data
@@ -24,31 +24,14 @@ from mlml_tf.training.runs import train_run
 N_ROWS, N_CLASSES, FEATURES = 256, 12, (2, 2, 8)
 
 
-def _labels(coco_reference) -> pd.DataFrame:
-    frame = coco_reference.drop(columns="fold")
-    frame = frame.loc[:, frame.iloc[:N_ROWS].sum().sort_values(ascending=False).index[:N_CLASSES]]
-    return frame.iloc[:N_ROWS].astype(np.uint8)
-
-
-def _features(labels: np.ndarray, seed: int = 0) -> np.ndarray:
-    """Features that carry the labels (a fixed random projection) plus noise."""
-    rng = np.random.default_rng(seed)
-    proj = rng.normal(size=(labels.shape[1], int(np.prod(FEATURES))))
-    x = labels @ proj + 0.5 * rng.normal(size=(len(labels), proj.shape[1]))
-    return x.reshape(len(labels), *FEATURES).astype(np.float32)
-
-
 @pytest.fixture(scope="module")
 def data_and_cache(tmp_path_factory, coco_reference):
     root = tmp_path_factory.mktemp("grid")
-    labels = _labels(coco_reference)
-    write_groundtruth(root / "data", labels)
-    split(root / "data", ratios=[0.0, 0.5], seed=0)
-    x = _features(labels.to_numpy())
-    cache = build_feature_cache(
-        root / "cache", labels.index, lambda: iter(np.array_split(x, 5)), lambda b: b,
-        settings={"backbone": "projection", "seed": 0}, progress=False,
-    )
+    labels = top_classes(coco_reference, N_ROWS, N_CLASSES, keep_empty=True)
+    split_folder(root, labels, ratios=[0.0, 0.5], seed=0)
+    x = learnable_features(labels.to_numpy(), FEATURES)
+    cache = feature_cache(root / "cache", labels.index, x, {"backbone": "projection", "seed": 0},
+                          batches=5)
     return root, cache, x
 
 
@@ -253,6 +236,9 @@ def test_the_fields_methods_train_on_any_protocol_with_cslss_prior_from_a_tempor
                                                "csl-ignore_rps0.5_split_1"]
     runs = collect_runs(tmp_path)
     assert len(runs) == 6 and set(runs["protocol"]) == {"rps", "paper"}
+    # Each learnt its classes (here 37 to 50 mAP, chance 23), in two epochs.
+    test = read_table(root / "data" / "rps0.5" / "test1.csv").to_numpy()
+    assert (runs["map"] > 100 * test.mean(axis=0).mean() + 10).all(), runs[["method", "map"]]
     csl = runs[(runs["method"] == "csl") & (runs["protocol"] == "rps")].iloc[0]
     extra = json.loads((Path(csl["run_dir"]) / "metrics.json").read_text())["extra"]
     classes = list(pd.read_csv(root / "data" / "rps0.5" / "train1.csv", nrows=0).columns[1:])

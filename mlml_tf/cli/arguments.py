@@ -1,8 +1,6 @@
-"""Argument types of the command line that no settings object holds, and ``--set``/``--params``.
-
-The options of a run, a grid and a fit are declared in :mod:`mlml_tf.settings`; these are the
-command line's own: a shard, a threshold, per-method hyper-parameters.
-"""
+"""The command line's arguments: those of the options table (:mod:`mlml_tf.settings`), added to
+a command's parser and read back into settings objects, and the command line's own (a shard, a
+threshold, per-method hyper-parameters by ``--set`` and ``--params``)."""
 
 from __future__ import annotations
 
@@ -14,7 +12,7 @@ from mlml_tf.files.layout import GROUNDTRUTH
 from mlml_tf.files.tables import table_classes
 from mlml_tf.methods.prior import read_class_prior
 from mlml_tf.methods.registry import method_params, read_params_file
-from mlml_tf.settings import Kind
+from mlml_tf.settings import FitSettings, GridOptions, Kind, Option, RunConfig, options
 
 #: The exit status of bad input: a message on stderr names the file, line or column.
 EXIT_BAD_INPUT = 2
@@ -67,3 +65,41 @@ def method_overrides(args: argparse.Namespace) -> dict[str, dict]:
             Path(args.data) / GROUNDTRUTH)
         read_class_prior(Path(prior), table_classes(table))
     return overrides
+
+
+def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
+    """Add to ``parser`` the options that ``command`` takes, each as its table says."""
+    for option in options(command=command):
+        extra: dict = {}
+        if option.flag:
+            extra["action"] = "store_true"
+        elif option.words:
+            extra.update(choices=list(option.words), default=next(
+                w for w, v in option.words.items() if v == option.default))
+        else:
+            extra.update(default=option.default, type=_argument_type(option))
+            if option.choices:
+                extra["choices"] = list(option.choices)
+        if option.metavar:
+            extra["metavar"] = option.metavar
+        parser.add_argument(option.flag_name, dest=option.name, help=option.help, **extra)
+
+
+def _argument_type(option: Option):
+    if option.kind is not None:
+        return option.kind.parse
+    if option.type == "Path | None":
+        return Path
+    return None
+
+
+def from_arguments(args: argparse.Namespace, scope: str, **values):
+    """The settings object of ``scope`` from parsed arguments (the command's options of that
+    scope), with ``values`` besides."""
+    cls = {"run": RunConfig, "grid": GridOptions, "fit": FitSettings}[scope]
+    for option in options(scope):
+        if option.name in values or not hasattr(args, option.name):
+            continue
+        value = getattr(args, option.name)
+        values[option.name] = option.words[value] if option.words else value
+    return cls(**values)

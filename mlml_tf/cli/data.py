@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 import mlml_tf
+from mlml_tf.cli.arguments import add_arguments
 from mlml_tf.errors import DataError
 from mlml_tf.files.layout import write_groundtruth, write_image_list
 from mlml_tf.files.protocols import PROTOCOLS
@@ -15,7 +16,7 @@ from mlml_tf.files.tables import read_table, write_weights
 from mlml_tf.labels.folds import STRATIFICATION_ORDERS
 from mlml_tf.labels.missing import PAPER_RATIOS
 from mlml_tf.labels.weights import confidence_weights
-from mlml_tf.settings import POSITIVE, RATIO, add_arguments
+from mlml_tf.settings import POSITIVE, RATIO
 
 log = logging.getLogger(__name__)
 

@@ -8,11 +8,17 @@ import logging
 from pathlib import Path
 
 import mlml_tf
-from mlml_tf.cli.arguments import add_method_overrides, method_overrides, shard
+from mlml_tf.cli.arguments import (
+    add_arguments,
+    add_method_overrides,
+    from_arguments,
+    method_overrides,
+    shard,
+)
 from mlml_tf.errors import DataError
 from mlml_tf.files.protocols import PROTOCOLS
 from mlml_tf.methods.registry import METHODS, PAPER_METHODS
-from mlml_tf.settings import POSITIVE, RATIO, add_arguments, from_arguments
+from mlml_tf.settings import POSITIVE, RATIO
 
 log = logging.getLogger(__name__)
 

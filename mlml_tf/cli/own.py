@@ -7,9 +7,15 @@ import logging
 from pathlib import Path
 
 import mlml_tf
-from mlml_tf.cli.arguments import add_method_overrides, method_overrides, threshold
+from mlml_tf.cli.arguments import (
+    add_arguments,
+    add_method_overrides,
+    from_arguments,
+    method_overrides,
+    threshold,
+)
 from mlml_tf.errors import DataError
-from mlml_tf.settings import POSITIVE, add_arguments, from_arguments
+from mlml_tf.settings import POSITIVE
 
 log = logging.getLogger(__name__)
 
