@@ -14,6 +14,7 @@ import importlib.metadata
 import importlib.util
 import os
 import sys
+import threading
 import types
 from pathlib import Path
 
@@ -26,9 +27,13 @@ from fixtures import make_coco_fixture, make_nuswide_fixture
 from sklearn.metrics import precision_score, recall_score, roc_auc_score
 
 from mlml_tf import notebook
+from mlml_tf.apps.tables import collect_runs, summary_table
 from mlml_tf.datasets import COCO_CLASS_NAMES
-from mlml_tf.layout import read_groundtruth, read_manifest, run_files, verify
-from mlml_tf.results import METHODS, collect_runs, experiment_name, summary_table
+from mlml_tf.files.layout import read_groundtruth, read_manifest, run_files
+from mlml_tf.files.split import verify
+from mlml_tf.methods.registry import PAPER_METHODS
+from mlml_tf.notebook import colab, preprocessing
+from mlml_tf.runs.names import experiment_name
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
@@ -150,13 +155,13 @@ def test_readme_links_every_notebook_to_colab():
 
 def test_cooccurrence_is_the_conditional_rate_of_positive_pairs():
     labels = np.array([[1, 1, 0], [1, 0, 0], [1, 1, 1], [0, 0, 0]])
-    counts = notebook.cooccurrence(labels, "count")
+    counts = preprocessing.cooccurrence(labels, "count")
     np.testing.assert_array_equal(counts, [[3, 2, 1], [2, 2, 1], [1, 1, 1]])
-    conditional = notebook.cooccurrence(labels)
+    conditional = preprocessing.cooccurrence(labels)
     # P(b | a) = images with a and b / images with a
     np.testing.assert_allclose(conditional[0], [1, 2 / 3, 1 / 3])
     np.testing.assert_allclose(conditional[1], [1, 1, 0.5])
-    assert notebook.cooccurrence(np.zeros((2, 2))).tolist() == [[0, 0], [0, 0]]
+    assert preprocessing.cooccurrence(np.zeros((2, 2))).tolist() == [[0, 0], [0, 0]]
 
 
 def test_off_colab_setup_installs_and_mounts_nothing(monkeypatch, capsys):
@@ -164,7 +169,7 @@ def test_off_colab_setup_installs_and_mounts_nothing(monkeypatch, capsys):
         raise AssertionError("pip must not run off Colab")
 
     monkeypatch.delitem(sys.modules, "google.colab", raising=False)
-    monkeypatch.setattr(notebook, "install_requirements", forbidden)
+    monkeypatch.setattr(colab, "install_requirements", forbidden)
     machine = notebook.setup(mount_drive=True, needs_gpu=False)
     assert machine.colab is False and machine.drive is None
     assert "Google Drive: not mounted" in capsys.readouterr().out
@@ -172,11 +177,11 @@ def test_off_colab_setup_installs_and_mounts_nothing(monkeypatch, capsys):
 
 def test_on_colab_setup_installs_missing_requirements_and_mounts_drive(monkeypatch):
     mounted, installed = [], []
-    colab = types.ModuleType("google.colab")
-    colab.drive = types.SimpleNamespace(mount=mounted.append)
-    monkeypatch.setitem(sys.modules, "google.colab", colab)
-    monkeypatch.setattr(notebook, "install_requirements", lambda: installed.append(1) or [])
-    monkeypatch.setattr(notebook, "gpu_names", lambda tensorflow: [])
+    google_colab = types.ModuleType("google.colab")
+    google_colab.drive = types.SimpleNamespace(mount=mounted.append)
+    monkeypatch.setitem(sys.modules, "google.colab", google_colab)
+    monkeypatch.setattr(colab, "install_requirements", lambda: installed.append(1) or [])
+    monkeypatch.setattr(colab, "gpu_names", lambda tensorflow: [])
     with pytest.warns(UserWarning, match="no GPU found"):
         machine = notebook.setup(mount_drive=True, needs_gpu=True)
     assert mounted == ["/content/drive"] and installed == [1]
@@ -194,8 +199,8 @@ def test_installing_requirements_never_replaces_tensorflow(monkeypatch, tmp_path
     assert command[:4] == [sys.executable, "-m", "pip", "install"]
     assert command[-2:] == ["--constraint", str(tmp_path / "c.txt")]
     # A TensorFlow outside the package's range is reported, never reinstalled.
-    real = notebook._installed_version
-    monkeypatch.setattr(notebook, "_installed_version",
+    real = colab._installed_version
+    monkeypatch.setattr(colab, "_installed_version",
                         lambda name: "2.99.0" if name == "tensorflow" else real(name))
     with pytest.raises(RuntimeError, match="tensorflow 2.99.0 is installed"):
         notebook.missing_requirements()
@@ -207,6 +212,31 @@ def test_run_command_raises_with_the_commands_status(tmp_path, capsys):
     assert "groundtruth.csv: file not found" in capsys.readouterr().err
     with pytest.raises(RuntimeError, match="status 2"):
         notebook.run_command("split", tmp_path, "--folds", "zero")
+
+
+def test_run_command_relays_both_streams_whole_without_stalling(tmp_path, monkeypatch, capsys):
+    # A command that fills its stderr pipe many times over before it writes to stdout: read
+    # one pipe after the other, it would wait forever.
+    fake = tmp_path / "python"
+    fake.write_text("#!/bin/sh\n"
+                    "head -c 300000 /dev/zero | tr '\\0' e >&2\n"
+                    "printf 'progress 50%%\\rprogress 100%%\\n'\n"
+                    "head -c 300000 /dev/zero | tr '\\0' o\n"
+                    "echo 'mlml-tf: error: the end' >&2\n"
+                    "exit 3\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(fake))
+    failure = []
+    runner = threading.Thread(target=lambda: failure.append(pytest.raises(
+        RuntimeError, notebook.run_command, "anything")))
+    runner.start()
+    runner.join(timeout=60)
+    assert not runner.is_alive(), "run_command stalled"
+    assert "failed with status 3" in str(failure[0].value)
+    captured = capsys.readouterr()
+    assert captured.err == "e" * 300000 + "mlml-tf: error: the end\n"
+    # stdout as the command wrote it, a progress bar's carriage return included
+    assert captured.out == "progress 50%\rprogress 100%\n" + "o" * 300000
 
 
 # ------------------------------------------------------------------------------ running them
@@ -261,34 +291,67 @@ def _execute(name: str, where: Path, kernel: str, **parameters) -> nbformat.Note
     return nbformat.read(output, as_version=4)
 
 
+class Chain:
+    """One data set's notebooks, in the order a researcher runs them, on a small data set in
+    its real format. Each step runs once, when a test first needs it, after the steps before
+    it: a test pays only for the notebooks it reads (the three training notebooks cost most of
+    the chain; the preprocessing test needs none of them)."""
+
+    def __init__(self, dataset: str, root: Path, kernel: str):
+        self.dataset, self.file = dataset, DATASETS[dataset]["file"]
+        self.root, self.kernel = root, kernel
+        self.data, self.runs, self.figures = (root / kind / dataset
+                                              for kind in ("data", "runs", "figures"))
+        self.executed: dict[str, nbformat.NotebookNode | Exception] = {}
+        self._raw: dict | None = None
+
+    @property
+    def raw(self) -> dict:
+        if self._raw is None:
+            folder = self.root / "raw" / self.dataset
+            self._raw = (make_coco_fixture(folder) if self.dataset == "coco"
+                         else make_nuswide_fixture(folder, n_images=40))
+        return self._raw
+
+    def _run(self, name: str, **parameters) -> nbformat.NotebookNode:
+        # A notebook that failed fails every test that needs it, without running again.
+        if name not in self.executed:
+            try:
+                self.executed[name] = _execute(name, self.root, self.kernel, **parameters)
+            except Exception as error:
+                self.executed[name] = error
+        if isinstance(self.executed[name], Exception):
+            raise self.executed[name]
+        return self.executed[name]
+
+    def prepared(self) -> nbformat.NotebookNode:
+        """The preprocessing notebook, run."""
+        raw = self.raw
+        source = ({"DOWNLOAD": False, "COCO_ROOT": str(raw["root"]),
+                   "ANNOTATIONS": str(raw["annotations"])} if self.dataset == "coco"
+                  else {"NUS_ROOT": str(raw["root"])})
+        return self._run(f"{self.file}-preprocessing", **source, DATA_DIR=str(self.data),
+                         MIN_LABELS=2, FOLDS=2, RATIOS=RATIOS, FIGURES=str(self.figures))
+
+    def trained(self) -> dict[str, nbformat.NotebookNode]:
+        """The three training notebooks, run after the preprocessing one, by method."""
+        self.prepared()
+        images = self.raw["images"] if self.dataset == "coco" else self.raw["root"]
+        return {method: self._run(f"{method}-{self.file}", **FAST, DATA_DIR=str(self.data),
+                                  IMAGES=str(images), OUT=str(self.runs))
+                for method in ("CE", "IM-WCE", "CB-WCE")}
+
+    def reported(self) -> nbformat.NotebookNode:
+        """The results notebook, run after the training ones."""
+        self.trained()
+        return self._run(f"{self.file}-results", RUNS=str(self.runs), FIGURES=str(self.figures))
+
+
 @pytest.fixture(scope="module")
-def chains(tmp_path_factory, kernel):
-    """Every notebook of both data sets, in the order a researcher runs them."""
+def chains(tmp_path_factory, kernel) -> dict[str, Chain]:
+    """The chain of notebooks of each data set, run step by step as the tests need them."""
     root = tmp_path_factory.mktemp("notebooks")
-    coco = make_coco_fixture(root / "raw" / "coco")
-    nus = make_nuswide_fixture(root / "raw" / "nuswide", n_images=40)
-    out = {"root": root, "raw": {"coco": coco, "nuswide": nus}, "executed": {}}
-    preprocessing = {
-        "coco": {"DOWNLOAD": False, "COCO_ROOT": str(coco["root"]),
-                 "ANNOTATIONS": str(coco["annotations"])},
-        "nuswide": {"NUS_ROOT": str(nus["root"])},
-    }
-    images = {"coco": str(coco["images"]), "nuswide": str(nus["root"])}
-    for dataset, d in DATASETS.items():
-        data, runs = root / "data" / dataset, root / "runs" / dataset
-        figures = root / "figures" / dataset
-        out[dataset] = {"data": data, "runs": runs, "figures": figures}
-        names = [f"{d['file']}-preprocessing", *(f"{m}-{d['file']}" for m in
-                                                ("CE", "IM-WCE", "CB-WCE")), f"{d['file']}-results"]
-        params = [
-            dict(preprocessing[dataset], DATA_DIR=str(data), MIN_LABELS=2, FOLDS=2,
-                 RATIOS=RATIOS, FIGURES=str(figures)),
-            *[dict(FAST, DATA_DIR=str(data), IMAGES=images[dataset], OUT=str(runs))] * 3,
-            {"RUNS": str(runs), "FIGURES": str(figures)},
-        ]
-        for name, p in zip(names, params, strict=True):
-            out["executed"][name] = _execute(name, root, kernel, **p)
-    return out
+    return {dataset: Chain(dataset, root, kernel) for dataset in DATASETS}
 
 
 def _nonempty(path: Path) -> bool:
@@ -305,22 +368,22 @@ def _text(nb) -> str:
 @pytest.mark.slow
 @pytest.mark.parametrize("dataset", list(DATASETS))
 def test_preprocessing_notebook_writes_the_data_folder(chains, dataset):
-    raw, paths = chains["raw"][dataset], chains[dataset]
-    labels = read_groundtruth(paths["data"])
-    n_labels = [len(v) for v in raw["labels"].values()]
+    chain = chains[dataset]
+    prep = chain.prepared()
+    labels = read_groundtruth(chain.data)
+    n_labels = [len(v) for v in chain.raw["labels"].values()]
     assert len(labels) == sum(n >= 2 for n in n_labels) and (labels.sum(axis=1) >= 2).all()
-    assert (paths["data"] / "images.csv").is_file()
-    manifest = read_manifest(paths["data"])
+    assert (chain.data / "images.csv").is_file()
+    manifest = read_manifest(chain.data)
     assert manifest["split"]["n_folds"] == 2 and manifest["split"]["ratios"] == RATIOS
     for ratio in RATIOS:
         for fold in FOLDS:
-            assert all(p.is_file() for p in run_files(paths["data"], ratio, fold).values())
-    assert verify(paths["data"]) == []
+            assert all(p.is_file() for p in run_files(chain.data, ratio, fold).values())
+    assert verify(chain.data) == []
     slug = DATASETS[dataset]["slug"]
     for stem in (f"{slug}_cooccurrence", f"{slug}_fold_positive_rates"):
         for ext in ("png", "pdf"):
-            assert _nonempty(paths["figures"] / f"{stem}.{ext}")
-    prep = chains["executed"][f"{DATASETS[dataset]['file']}-preprocessing"]
+            assert _nonempty(chain.figures / f"{stem}.{ext}")
     shown = [o for c in prep.cells if c.cell_type == "code" for o in c.outputs
              if o.get("output_type") == "display_data" and "image/png" in o.get("data", {})]
     assert len(shown) == 2
@@ -329,35 +392,38 @@ def test_preprocessing_notebook_writes_the_data_folder(chains, dataset):
 @pytest.mark.slow
 @pytest.mark.parametrize("dataset", list(DATASETS))
 def test_training_notebooks_train_every_ratio_and_fold(chains, dataset):
-    runs = collect_runs(chains[dataset]["runs"])
-    assert len(runs) == len(METHODS) * len(RATIOS) * len(FOLDS)
-    assert set(runs["method"]) == set(METHODS) and set(runs["layout"]) == {"mlml-tf"}
+    chain = chains[dataset]
+    executed = chain.trained()
+    runs = collect_runs(chain.runs)
+    assert len(runs) == len(PAPER_METHODS) * len(RATIOS) * len(FOLDS)
+    assert set(runs["method"]) == set(PAPER_METHODS) and set(runs["layout"]) == {"mlml-tf"}
     assert sorted(set(runs["ratio"])) == RATIOS and sorted(set(runs["fold"])) == FOLDS
     scores = runs[["recall_micro", "precision_micro", "f1_micro", "roc_auc_micro"]].to_numpy()
     assert np.isfinite(scores).all() and ((scores >= 0) & (scores <= 1)).all()
     # the three training notebooks share one feature cache
-    caches = [p for p in (chains[dataset]["runs"] / "features").iterdir() if p.is_dir()]
+    caches = [p for p in (chain.runs / "features").iterdir() if p.is_dir()]
     assert len(caches) == 1
-    for method in ("CE", "IM-WCE", "CB-WCE"):
+    for nb in executed.values():
         # off Colab the machine cell installs and mounts nothing, and says so
-        nb = chains["executed"][f"{method}-{DATASETS[dataset]['file']}"]
         assert "Colab: no; Google Drive: not mounted" in _text(nb)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("dataset", list(DATASETS))
 def test_results_notebook_draws_the_figures_and_the_table(chains, dataset):
-    figures, slug = chains[dataset]["figures"], DATASETS[dataset]["slug"]
+    chain = chains[dataset]
+    chain.reported()
+    figures, slug = chain.figures, DATASETS[dataset]["slug"]
     for stem in (f"{slug}_boxplots", f"{slug}_true_positives"):
         for ext in ("png", "pdf"):
             assert _nonempty(figures / f"{stem}.{ext}")
     table = pd.read_csv(figures / f"{slug}_summary.csv", index_col=[0, 1])
-    assert set(table.index.get_level_values(0)) == set(METHODS)
+    assert set(table.index.get_level_values(0)) == set(PAPER_METHODS)
     means = table.filter(like="_mean").to_numpy()
     rates = table.filter(like="_mean").drop(columns="map_mean").to_numpy()
     assert ((rates >= 0) & (rates <= 1)).all()
     assert ((table["map_mean"] >= 0) & (table["map_mean"] <= 100)).all(), "mAP x100"
-    expected = summary_table(collect_runs(chains[dataset]["runs"]))
+    expected = summary_table(collect_runs(chain.runs))
     np.testing.assert_allclose(means, expected.xs("mean", axis=1, level=1).to_numpy())
     assert "| CB-WCE | 0.5 |" in (figures / f"{slug}_summary.md").read_text()
 
@@ -369,7 +435,7 @@ def _original_runs(root: Path, n_classes: int, seed: int = 0, naming: str = "coc
     rng = np.random.default_rng(seed)
     truths = {}
     skill = {"ce": 1.0, "im-wce": 1.5, "cb-wce": 2.0}
-    for method in METHODS:
+    for method in PAPER_METHODS:
         for ratio in (0.0, 0.25, 0.5, 0.75):
             for fold in (1, 2, 3, 4):
                 n = 60
@@ -403,10 +469,10 @@ def test_results_notebook_reads_runs_of_the_original_code(tmp_path, kernel, data
         for ext in ("png", "pdf"):
             assert _nonempty(figures / f"{stem}.{ext}")
     table = pd.read_csv(figures / f"{d['slug']}_summary.csv", index_col=[0, 1])
-    assert len(table) == 12 and set(table.index.get_level_values(0)) == set(METHODS)
+    assert len(table) == 12 and set(table.index.get_level_values(0)) == set(PAPER_METHODS)
     assert (table["folds_count"] == 4).all()
     # the notebook's numbers are scikit-learn's on the newest run folder of each experiment
-    for method in METHODS:
+    for method in PAPER_METHODS:
         for ratio in (0.0, 0.25, 0.5, 0.75):
             folds = [truths[(method, ratio, k)] for k in (1, 2, 3, 4)]
             for column, score in (
@@ -432,7 +498,7 @@ def test_demo_notebook_runs_offline(tmp_path, kernel):
         for ext in ("png", "pdf"):
             assert _nonempty(out / f"{stem}.{ext}")
     table = pd.read_csv(out / "results.csv")
-    assert set(table["method"]) == set(METHODS)
+    assert set(table["method"]) == set(PAPER_METHODS)
     rates = table.filter(like="_mean").drop(columns="map_mean").to_numpy()
     assert np.isfinite(rates).all() and ((rates >= 0) & (rates <= 1)).all()
     assert ((table["map_mean"] > 0) & (table["map_mean"] <= 100)).all(), "mAP x100"
