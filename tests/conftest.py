@@ -42,3 +42,15 @@ def nus_reference() -> pd.DataFrame:
 @pytest.fixture(scope="session")
 def coco_labels(coco_reference) -> np.ndarray:
     return coco_reference.drop(columns="fold").to_numpy(np.uint8)
+
+
+#: The modules that take longest, first: with ``--dist loadfile`` each module runs in one worker
+#: (its module fixtures built once) and the workers share the rest as they come free.
+_FIRST = ("test_notebooks", "test_interruptions", "test_own_model", "test_demo",
+          "test_reproducibility", "test_faithful", "test_packaging", "test_train", "test_model",
+          "test_concurrency", "test_cli", "test_revising_methods", "test_bad_input")
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(_FIRST)}
+    items.sort(key=lambda item: rank.get(item.module.__name__, len(rank)))

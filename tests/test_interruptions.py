@@ -31,7 +31,7 @@ from mlml_tf.files.tables import read_table
 from mlml_tf.runs.outputs import GROUND_TRUTH, METRICS, PREDICTIONS, REPORT
 
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="-1")
-EPOCHS = 8
+EPOCHS = 5
 RESULT_FILES = (PREDICTIONS, GROUND_TRUTH, REPORT, "evaluation_results.txt", METRICS,
                 "complete.json")
 
