@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import importlib
 
+from mlml_tf import _moved
+
 __version__ = "0.6.0"
 
 # Each public name and the module that defines it, loaded on first access.
@@ -97,3 +99,6 @@ def __dir__() -> list[str]:
 
 
 __all__ = ["__version__", *_LAZY]
+
+# The module paths of 0.5, for one release.
+_moved.install()

@@ -38,6 +38,8 @@ TENSORFLOW_FREE = [
 DEFERRED = {
     # The lazy public boundary of the package (PEP 562).
     ("mlml_tf", "importlib.import_module"),
+    # The module paths of 0.5, served for one release.
+    ("mlml_tf._moved", "importlib.import_module"),
     # Only a Colab kernel has it.
     ("mlml_tf.notebook.colab", "google.colab"),
     # A notebook's machine report runs before the requirements are installed.
@@ -63,7 +65,7 @@ def _layer(module: str) -> int:
 def test_a_lower_layer_never_imports_a_higher_one():
     wrong = []
     for module, path in _modules():
-        if module == "mlml_tf":
+        if module in ("mlml_tf", "mlml_tf._moved"):
             continue
         for node in ast.parse(path.read_text()).body:
             if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(
@@ -134,3 +136,29 @@ def test_nothing_cites_a_document_outside_the_repository(folder):
              for n, line in enumerate(p.read_text().splitlines(), start=1)
              if outside.search(line)]
     assert not found
+
+
+def test_the_module_paths_of_0_5_still_import_with_a_warning():
+    # Names the 0.5 notebooks imported from the modules that 0.6 moved.
+    code = ("import warnings, sys\n"
+            "warnings.simplefilter('error', DeprecationWarning)\n"
+            "try:\n"
+            "    from mlml_tf.layout import read_manifest\n"
+            "except DeprecationWarning as warning:\n"
+            "    print(warning)\n"
+            "warnings.simplefilter('ignore', DeprecationWarning)\n"
+            "from mlml_tf.layout import read_manifest, read_groundtruth\n"
+            "from mlml_tf.results import PAPER_METRICS, collect_runs\n"
+            "from mlml_tf.files.layout import read_manifest as new\n"
+            "print(read_manifest is new, sorted(PAPER_METRICS)[:1] != [])\n"
+            "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))\n"
+            "import mlml_tf.train as train\n"
+            "try:\n"
+            "    train.no_such_name\n"
+            "except AttributeError as error:\n"
+            "    print(error)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.splitlines()
+    assert out[0].startswith("mlml_tf.layout moved in 0.6 to mlml_tf.files.layout")
+    assert out[1:3] == ["True True", "[]"]
+    assert "no attribute 'no_such_name'" in out[3]
