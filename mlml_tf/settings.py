@@ -14,6 +14,11 @@ An option of the grid and of a run passes from :class:`GridOptions` to each :cla
 option is one :class:`Option` in :data:`OPTIONS`. The defaults are the original's
 (docs/original.md sections 5 to 7) unless the help says otherwise.
 
+Every option of a run or of the grid says how it stands to the original (its ``faithful``):
+the value the original computed with, :data:`ANY` where no value changes what the original
+computed, or an :class:`Original` where that depends on the data folder or on another field;
+:mod:`mlml_tf.faithful` reads it for ``mlml-tf run --faithful``.
+
 No TensorFlow here: the command line reads this table to parse its arguments.
 """
 
@@ -22,14 +27,17 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import os
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from mlml_tf.errors import DataError
-from mlml_tf.files.protocols import PROTOCOLS, protocol
+from mlml_tf.files.layout import GLOBAL_WEIGHTS
+from mlml_tf.files.protocols import PAPER, PROTOCOLS, protocol
 from mlml_tf.labels.missing import FPC_DEFAULT_COUNT
 from mlml_tf.methods.method import params_key
-from mlml_tf.methods.registry import METHODS, method, method_params
+from mlml_tf.methods.registry import METHODS, PAPER_METHODS, method, method_params
 from mlml_tf.runs.names import NAMING
 
 #: Marks an option that has no default: a run's method, ratio and fold.
@@ -120,6 +128,51 @@ MINUTES = Kind(float, lambda v: math.isfinite(v) and v >= 0, "minutes ", "a numb
                "must be 0 or more")
 
 
+# ------------------------------------------------------------------ the original's values
+
+
+class _Any:
+    def __repr__(self) -> str:
+        return "ANY"
+
+
+#: The ``faithful`` of an option that changes nothing the original computed (a seed, where
+#: results go, how often a checkpoint is written): every value is the original's.
+ANY = _Any()
+#: The ``faithful`` of an option that has not said how it stands to the original.
+_UNDECLARED = object()
+
+
+@dataclasses.dataclass(frozen=True)
+class Original:
+    """The ``faithful`` of an option whose original value is not one value.
+
+    Attributes:
+        what: the original's value in words, for messages.
+        accepts: ``accepts(value, settings)``: whether ``value`` computes what the original
+            did (``settings``: the settings object that holds it, or None).
+        pick: ``pick(data, settings)``: the value ``--faithful`` gives the option left at its
+            default, from the data folder or the other fields.
+    """
+
+    what: str
+    accepts: Callable[[Any, Any], bool]
+    pick: Callable[[str | os.PathLike, Any], Any]
+
+
+def _original_from_logits(settings) -> bool:
+    """Whether the original's loss of a run's method read logits (CE) or clipped
+    probabilities (IM-WCE, CB-WCE); a loss that follows no ``--loss-input`` reads logits."""
+    chosen = method(settings.method)
+    return not chosen.loss_input or chosen.original_from_logits
+
+
+def _original_cb_source(data: str | os.PathLike, settings=None) -> str:
+    """The authors' ``negative_weights_global.csv`` when the data folder has it, else counted
+    over the complete labels of the whole set (docs/original.md section 4)."""
+    return "file" if (Path(data) / GLOBAL_WEIGHTS).exists() else "oracle"
+
+
 # ------------------------------------------------------------------------------------ options
 
 
@@ -144,6 +197,9 @@ class Option:
             mlml-tf 0.2, so that the runs of 0.2 keep their folders).
         per_head: it changes only a run's labels, weights and loss: runs that differ in nothing
             else train side by side.
+        faithful: how it stands to the original: the value the original computed with,
+            :data:`ANY` (no value changes what the original computed) or an
+            :class:`Original`. An option of a run or of the grid must say.
     """
 
     name: str
@@ -159,6 +215,43 @@ class Option:
     metavar: str | None = None
     digest_default: bool = False
     per_head: bool = False
+    faithful: Any = _UNDECLARED
+
+    def __post_init__(self) -> None:
+        if self.faithful is _UNDECLARED and {"run", "grid"} & set(self.scopes):
+            raise TypeError(f"option {self.name!r} of a run or the grid must say how it stands "
+                            "to the original: faithful=<the original's value>, ANY or "
+                            "Original(...)")
+
+    def departs(self, value, settings=None) -> bool:
+        """Whether ``value`` changes what the original computed (``settings``: the settings
+        object holding it, for an :class:`Original` that reads another field)."""
+        if self.faithful is ANY or self.faithful is _UNDECLARED:
+            return False
+        if isinstance(self.faithful, Original):
+            return not self.faithful.accepts(value, settings)
+        return not (value == self.faithful and isinstance(value, bool)
+                    == isinstance(self.faithful, bool))
+
+    @property
+    def original(self) -> str:
+        """The original's value, as the command line spells it."""
+        if isinstance(self.faithful, Original):
+            return self.faithful.what
+        return self.spelled(self.faithful)
+
+    def spelled(self, value) -> str:
+        """``value`` as the command line spells it."""
+        for word, meant in (self.words or {}).items():
+            if meant == value and isinstance(meant, bool) == isinstance(value, bool):
+                return word
+        if isinstance(value, bool):
+            return "on" if value else "off"
+        if value is None:
+            return "none"
+        if isinstance(value, tuple):
+            return ", ".join(f"{k}={v}" for k, v in value) or "none"
+        return str(value)
 
     def problem(self, value) -> str | None:
         """Why ``value`` is not one of this option's, or None."""
@@ -181,113 +274,131 @@ class Option:
 OPTIONS: tuple[Option, ...] = (
     # What a run is.
     Option("method", REQUIRED, "the run's method (mlml_tf.methods)", scopes=("run",),
-           per_head=True),
+           per_head=True, faithful=Original(
+               "one of the paper's: " + ", ".join(PAPER_METHODS),
+               lambda value, _: value in PAPER_METHODS, lambda _, config: config.method)),
     Option("ratio", REQUIRED, "the paper's share of hidden positives, or RPS's probability of "
-           "an unknown entry", float, scopes=("run",), per_head=True),
-    Option("fold", REQUIRED, "the fold, from 1", int, scopes=("run",)),
+           "an unknown entry", float, scopes=("run",), per_head=True, faithful=ANY),
+    Option("fold", REQUIRED, "the fold, from 1", int, scopes=("run",), faithful=ANY),
     # Training.
     Option("epochs", 20, "training epochs (the paper: 20)", int, POSITIVE,
-           scopes=("run", "fit"), commands=("run", "train")),
+           scopes=("run", "fit"), commands=("run", "train"), faithful=20),
     Option("batch_size", 32, "training batch size (the paper: 32)", int, POSITIVE,
-           scopes=("run", "grid", "fit"), commands=("run", "train")),
+           scopes=("run", "grid", "fit"), commands=("run", "train"), faithful=32),
     Option("learning_rate", 0.1, "Adadelta's rate (rho 0.95, epsilon 1e-8, as TF1's); "
            "default 0.1", float, RATE, scopes=("run", "grid", "fit"),
-           commands=("run", "train")),
+           commands=("run", "train"), faithful=0.1),
     Option("lr_schedule", "constant", "constant (default): the rate the original trained "
            "with; exponential-decay: x0.95 every 1,000 steps, the decay its code built but "
-           "never applied", choices=LR_SCHEDULES, scopes=("run", "grid"), commands=("run",)),
-    Option("decay_rate", 0.95, "the decay of exponential-decay", float, scopes=("run",)),
+           "never applied", choices=LR_SCHEDULES, scopes=("run", "grid"), commands=("run",),
+           faithful="constant"),
+    Option("decay_rate", 0.95, "the decay of exponential-decay", float, scopes=("run",),
+           faithful=0.95),
     Option("decay_steps", 1000, "the steps between two decays of exponential-decay", int,
-           scopes=("run",)),
-    Option("rho", 0.95, "Adadelta's rho, TF1's", float, scopes=("run",)),
+           scopes=("run",), faithful=1000),
+    Option("rho", 0.95, "Adadelta's rho, TF1's", float, scopes=("run",), faithful=0.95),
     Option("epsilon", 1e-8, "Adadelta's epsilon, TF1's (Keras' default is 1e-7)", float,
-           scopes=("run",)),
+           scopes=("run",), faithful=1e-8),
     Option("steps_per_epoch", "run", "run (default): floor(N / 32) of the run's own rows, one "
            "pass each epoch; original: floor(N1 / 32), N1 = rows of train1_0.0.csv, for every "
            "run, over a repeating stream", choices=STEP_COUNTS, scopes=("run", "grid"),
-           commands=("run",)),
+           commands=("run",), faithful="original"),
     Option("shuffle_buffer", 0, "0 (default): each pass a uniform permutation; 100: the "
            "original's shuffle buffer over the rows in file order", int, COUNT,
-           scopes=("run", "grid"), commands=("run",)),
+           scopes=("run", "grid"), commands=("run",), faithful=ORIGINAL_SHUFFLE_BUFFER),
     Option("head", "original", "the head on the features: the original's (flatten, 2048, "
            "1024, 256) or gap (global average pooling first)", choices=HEADS,
-           scopes=("run", "grid", "fit"), commands=("run", "train")),
+           scopes=("run", "grid", "fit"), commands=("run", "train"), faithful="original"),
     Option("seed", 0, "seed of every random step: the same seed gives the same files", int,
-           SEED, scopes=("run", "grid", "fit"), commands=("run", "train", "split", "demo")),
+           SEED, scopes=("run", "grid", "fit"), commands=("run", "train", "split", "demo"),
+           faithful=ANY),
     Option("cb_source", "observed", "CB-WCE counts over the run's observed training labels "
            "(default); oracle: over the complete labels of the whole set, as the original; "
            "file: the authors' negative_weights_global.csv in --data", choices=CB_SOURCES,
-           scopes=("run", "grid"), commands=("run",), per_head=True),
+           scopes=("run", "grid"), commands=("run",), per_head=True,
+           faithful=Original(
+               "file (the authors' negative_weights_global.csv) where the data folder has it, "
+               "else oracle", lambda value, _: value in ("file", "oracle"), _original_cb_source)),
     Option("pos_weight_source", "run", "P from the run's training labels (default) or, as the "
            "original, from the complete labels of fold 1 for every run",
            choices=POS_WEIGHT_SOURCES, scopes=("run", "grid"), commands=("run",),
-           per_head=True),
+           per_head=True, faithful="original"),
     Option("validation_fraction", 0.0, "hold out this part of the training rows to tune "
            "per-class thresholds", float, FRACTION, scopes=("run", "grid"),
-           commands=("run",)),
+           commands=("run",), faithful=0.0),
     Option("strategy", "default", "the tf.distribute strategy", choices=STRATEGIES,
-           scopes=("run", "grid"), commands=("run",)),
+           scopes=("run", "grid"), commands=("run",), faithful="default"),
     Option("from_logits", True, "the loss from logits (numerically stable); False trains on "
            "clipped probabilities as the original's weighted methods did", bool,
-           scopes=("run",)),
+           scopes=("run",),
+           faithful=Original(
+               "logits for CE, clipped probabilities for IM-WCE and CB-WCE (--loss-input "
+               "original)", lambda value, config: config is None
+               or value == _original_from_logits(config),
+               lambda _, config: _original_from_logits(config))),
     Option("faithful_scoring", False, "score as the original: test rows in full batches of a "
            "stream shuffled with a buffer of 100, the last N mod 32 left at zero", bool,
-           flag=True, scopes=("run", "grid"), commands=("run",)),
+           flag=True, scopes=("run", "grid"), commands=("run",), faithful=True),
     Option("mixed_precision", False, "heads compute in float16 on float32 variables (GPUs "
            "with tensor cores); off by default, the paper's arithmetic is float32", bool,
-           flag=True, scopes=("run", "grid"), commands=("run",), digest_default=True),
+           flag=True, scopes=("run", "grid"), commands=("run",), digest_default=True,
+           faithful=False),
     Option("jit_compile", "auto", "compile the training step with XLA; auto: on a GPU, not on "
            "a CPU", "bool | str", words=SWITCH, scopes=("run", "grid"), commands=("run",),
-           digest_default=True),
+           digest_default=True, faithful=ANY),
     Option("protocol", "paper", "whose training labels the run reads (docs/methods.md "
            "section 2), as mlml-tf split --protocol wrote them", choices=tuple(PROTOCOLS),
-           scopes=("run",), commands=("run", "split"), digest_default=True, per_head=True),
+           scopes=("run",), commands=("run", "split"), digest_default=True, per_head=True,
+           faithful=PAPER.name),
     Option("count", FPC_DEFAULT_COUNT, "FPC's count of annotated positives and negatives per "
-           "class", int, POSITIVE, scopes=("run",), digest_default=True, per_head=True),
+           "class", int, POSITIVE, scopes=("run",), digest_default=True, per_head=True,
+           faithful=ANY),
     Option("params", (), "the method's hyper-parameters that differ from its defaults, as "
-           "(name, value) pairs", tuple, scopes=("run",), digest_default=True, per_head=True),
+           "(name, value) pairs", tuple, scopes=("run",), digest_default=True, per_head=True,
+           faithful=()),
     # The grid's images and features.
     Option("images", None, "image root; files come from DIR/images.csv or --image-pattern",
-           "Path | None", scopes=("grid",), commands=("run",)),
+           "Path | None", scopes=("grid",), commands=("run",), faithful=ANY),
     Option("image_pattern", "{id}.jpg", "file of an id under --images when the data folder "
-           "has no images.csv", scopes=("grid",), commands=("run",)),
+           "has no images.csv", scopes=("grid",), commands=("run",), faithful=ANY),
     Option("backbone", "InceptionResNetV2", "a keras.applications model name (train: or a "
-           "SavedModel directory)", scopes=("grid", "fit"), commands=("run", "train")),
+           "SavedModel directory)", scopes=("grid", "fit"), commands=("run", "train"),
+           faithful="InceptionResNetV2"),
     Option("weights", "imagenet", "'imagenet' (downloaded), 'none', or a local weights file",
-           "str | None", scopes=("grid", "fit"), commands=("run", "train")),
+           "str | None", scopes=("grid", "fit"), commands=("run", "train"), faithful="imagenet"),
     Option("hub", None, "a TF Hub handle or local SavedModel to use as backbone instead",
-           "str | None", scopes=("grid",), commands=("run",)),
+           "str | None", scopes=("grid",), commands=("run",), faithful=None),
     Option("scaling", "imagenet", "imagenet (default): the original's (x / 255 - mean) / std; "
            "inception: x / 127.5 - 1", choices=SCALINGS, scopes=("grid", "fit"),
-           commands=("run", "train")),
+           commands=("run", "train"), faithful="imagenet"),
     Option("image_size", 224, "images are resized to this many pixels a side", int, POSITIVE,
-           scopes=("grid", "fit"), commands=("run", "train")),
+           scopes=("grid", "fit"), commands=("run", "train"), faithful=224),
     Option("resize", "skimage", "skimage (default): skimage's anti-aliased resize, as the "
            "original; bilinear: TensorFlow's plain bilinear resize, about twice as fast",
-           choices=RESIZES[:2], scopes=("grid",), commands=("run",)),
+           choices=RESIZES[:2], scopes=("grid",), commands=("run",), faithful="skimage"),
     Option("keep_grayscale", False, "NUS-WIDE: keep the images not stored as RGB (grayscale, "
            "CMYK), which the original's preprocessing could not read and left out", bool,
-           flag=True, scopes=("grid",), commands=("run",)),
+           flag=True, scopes=("grid",), commands=("run",), faithful=False),
     Option("loss_input", "logits", "the loss from logits (default, stable), from probabilities "
            "clipped to [1e-7, 1 - 1e-7], or as the original (CE from logits, IM-WCE and CB-WCE "
            "from clipped probabilities)", choices=LOSS_INPUTS, scopes=("grid",),
-           commands=("run",)),
+           commands=("run",), faithful="original"),
     Option("faithful_batch_norm", False, "the backbone's batch norm on batch statistics while "
            "training, as the original: the backbone runs at every step (no feature cache)",
-           bool, flag=True, scopes=("grid",), commands=("run",)),
+           bool, flag=True, scopes=("grid",), commands=("run",), faithful=True),
     Option("skip_bad_images", False, "leave out rows whose image is missing or cannot be read "
            "(counted, reported) instead of stopping", bool, flag=True, scopes=("grid",),
-           commands=("run", "train", "predict")),
+           commands=("run", "train", "predict"), faithful=ANY),
     Option("naming", "auto", "experiment folder names of the original's COCO or NUS-WIDE "
            "runs; auto: NUS-WIDE's for a NUS-WIDE data folder", choices=("auto", *NAMING),
-           scopes=("grid",), commands=("run",)),
+           scopes=("grid",), commands=("run",), faithful=ANY),
     Option("together", None, "train up to N runs of a fold (every method and ratio) side by "
            "side in one model, each to the result it gets alone; default: as many as a "
            "quarter of the memory holds; 1: one by one", "int | None", POSITIVE,
-           scopes=("grid",), commands=("run",), metavar="N"),
+           scopes=("grid",), commands=("run",), metavar="N", faithful=ANY),
     Option("backup_minutes", BACKUP_MINUTES, "least time between two checkpoints of a "
            "training, written at epoch ends (0: every epoch); a killed run resumes from the "
-           "last one", float, MINUTES, scopes=("grid",), commands=("run",)),
+           "last one", float, MINUTES, scopes=("grid",), commands=("run",), faithful=ANY),
     # A model of one's own data.
     Option("method", "cb-wce", "the method",
            choices=tuple(m for m in METHODS if not METHODS[m].needs_oracle),

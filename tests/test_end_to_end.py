@@ -27,8 +27,8 @@ CLASSES = ["person", "dog", "cat", "car", "cup"]
 N_IDS, N_FILES, SIZE = 40, 24, 32
 CONFIG = RunConfig(method="im-wce", ratio=0.5, fold=1, epochs=2, batch_size=4)
 RESULT_FILES = ("predictions.out", "test_ground_truth_classes.txt", "evaluation_results.txt",
-                "results_report.csv", "metrics.json", "training_log.csv", "head.weights.h5",
-                "complete.json")
+                "results_report.csv", "results_extra.csv", "evaluation_extra.txt",
+                "metrics.json", "training_log.csv", "head.weights.h5", "complete.json")
 
 
 def tiny_backbone(seed: int = 0) -> keras.Model:

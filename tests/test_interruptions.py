@@ -28,12 +28,19 @@ from mlml_tf.cli.main import main
 from mlml_tf.files.layout import write_groundtruth
 from mlml_tf.files.split import split
 from mlml_tf.files.tables import read_table
-from mlml_tf.runs.outputs import GROUND_TRUTH, METRICS, PREDICTIONS, REPORT
+from mlml_tf.runs.outputs import (
+    EVALUATION_EXTRA,
+    GROUND_TRUTH,
+    METRICS,
+    PREDICTIONS,
+    REPORT,
+    REPORT_EXTRA,
+)
 
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="-1")
 EPOCHS = 5
-RESULT_FILES = (PREDICTIONS, GROUND_TRUTH, REPORT, "evaluation_results.txt", METRICS,
-                "complete.json")
+RESULT_FILES = (PREDICTIONS, GROUND_TRUTH, REPORT, "evaluation_results.txt", REPORT_EXTRA,
+                EVALUATION_EXTRA, METRICS, "complete.json")
 
 
 class BrokenBackup(AssertionError):

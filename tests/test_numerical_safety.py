@@ -209,11 +209,14 @@ def test_result_files_carry_undefined_metrics_as_null_and_name_the_classes(tmp_p
     assert document["metrics"]["roc_auc_macro"] is None
     assert document["metrics"]["auc_undefined_classes"] == ["person", "dog"]
     assert document["extra"]["loss"] is None
-    text = (tmp_path / "evaluation_results.txt").read_text()
+    text = (tmp_path / "evaluation_extra.txt").read_text()
     assert "ROC-AUC undefined (no positive or no negative in the ground truth) for: person, dog" \
         in text and "Macro ROC-AUC: n/a" in text
+    original = (tmp_path / "evaluation_results.txt").read_text().split("\n")
+    assert original[1] == "Area Under the Curve (AUC) is: nan", "what float() reads"
+    extra = pd.read_csv(tmp_path / "results_extra.csv", index_col=0)
+    assert extra.loc[["person", "dog"], "auc_defined"].tolist() == [0, 0]
     report = pd.read_csv(tmp_path / "results_report.csv", index_col=0)
-    assert report.loc[["person", "dog"], "auc_defined"].tolist() == [0, 0]
     assert report.loc[["person", "dog"], "AUC"].isna().all(), "an undefined AUC is left empty"
     assert read_run(tmp_path)["metrics"]["roc_auc_macro"] is None
 

@@ -176,7 +176,8 @@ def test_evaluate_writes_a_runs_results_with_the_partial_map(trained, own, tmp_p
     assert cli("evaluate", "--model", trained.folder, "--labels", own["labels"], "--images",
                own["images"], "--out", out)[0] == 0
     for name in ("predictions.out", "test_ground_truth_classes.txt", "evaluation_results.txt",
-                 "results_report.csv", "metrics.json"):
+                 "results_report.csv", "results_extra.csv", "evaluation_extra.txt",
+                 "metrics.json"):
         assert (out / name).exists(), name
     metrics = json.loads((out / "metrics.json").read_text())["metrics"]
     truth = np.loadtxt(out / "test_ground_truth_classes.txt", delimiter=",")
@@ -184,7 +185,7 @@ def test_evaluate_writes_a_runs_results_with_the_partial_map(trained, own, tmp_p
     assert metrics["annotated"]["partial_map"] == pytest.approx(
         mean_average_precision(truth, probabilities))
     assert metrics["map"] == pytest.approx(mean_average_precision(truth == 1, probabilities))
-    assert "annotated entries" in (out / "evaluation_results.txt").read_text()
+    assert "annotated entries" in (out / "evaluation_extra.txt").read_text()
 
 
 def test_the_export_serves_encoded_images_with_the_keras_models_probabilities(trained, own,

@@ -123,8 +123,9 @@ def test_runs_in_two_processes_agree_bit_for_bit_and_record_seed_and_versions(co
     a, b = tree_digests(root / "a"), tree_digests(root / "b")
     shared = [rel for rel in a if Path(rel).name in (
         "features.npy", "cache.json", "predictions.out", "test_ground_truth_classes.txt",
-        "results_report.csv", "evaluation_results.txt", "metrics.json", "complete.json")]
-    assert len(shared) == 8
+        "results_report.csv", "evaluation_results.txt", "results_extra.csv",
+        "evaluation_extra.txt", "metrics.json", "complete.json")]
+    assert len(shared) == 10
     for rel in shared:
         assert a[rel] == b.get(rel), f"{rel} differs between two runs with the same seed"
     (run_dir,) = (root / "a").glob("CORRELATION_*/*")

@@ -88,7 +88,8 @@ def test_write_then_read_round_trip(tmp_path):
                                 extra={"epochs": np.int64(3), "loss": [np.float32(0.5)],
                                        "bad": float("nan")})
     assert sorted(f.name for f in run.iterdir()) == sorted(
-        [PREDICTIONS, GROUND_TRUTH, "evaluation_results.txt", "results_report.csv", METRICS])
+        [PREDICTIONS, GROUND_TRUTH, "evaluation_results.txt", "results_report.csv",
+         "results_extra.csv", "evaluation_extra.txt", METRICS])
     np.testing.assert_array_equal(np.loadtxt(run / PREDICTIONS, delimiter=","), p)
     np.testing.assert_array_equal(np.loadtxt(run / GROUND_TRUTH, delimiter=","), y)
     back = read_run(run)
@@ -97,8 +98,12 @@ def test_write_then_read_round_trip(tmp_path):
     assert back["classes"] == CLASSES
     assert back["extra"] == {"epochs": 3, "loss": [0.5], "bad": None}
     pd.testing.assert_frame_equal(back["report"], per_class_report(y, p, CLASSES, t))
-    text = (run / "evaluation_results.txt").read_text()
-    assert "Precision" in text and "per class" in text
+    text = (run / "evaluation_extra.txt").read_text()
+    assert "Precision" in text and "per class (see results_extra.csv)" in text
+    extra = pd.read_csv(run / "results_extra.csv", index_col="class")
+    pd.testing.assert_frame_equal(
+        extra, per_class_report(y, p, CLASSES, t).astype({"auc_defined": np.int64}),
+        check_exact=True)
 
 
 def test_outputs_are_byte_for_byte_deterministic(tmp_path):

@@ -83,7 +83,8 @@ def test_one_run_writes_the_original_outputs(data_and_cache, tmp_path):
                        batch_size=8, validation_fraction=0.2)
     metrics = train_run(root / "data", cache, tmp_path / "run", config, verbose=0)
     for name in ("predictions.out", "test_ground_truth_classes.txt", "evaluation_results.txt",
-                 "results_report.csv", "metrics.json", "training_log.csv", "head.weights.h5"):
+                 "results_report.csv", "results_extra.csv", "evaluation_extra.txt",
+                 "metrics.json", "training_log.csv", "head.weights.h5"):
         assert (tmp_path / "run" / name).exists(), name
     pred = np.loadtxt(tmp_path / "run" / "predictions.out", delimiter=",")
     data = load_run_data(root / "data", config)

@@ -14,18 +14,18 @@ import contextlib
 import dataclasses
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
 import keras
 
 from mlml_tf.apps.tables import collect_runs, format_table_markdown, summary_table
 from mlml_tf.errors import DataError
+from mlml_tf.faithful import check_faithful, faithful_settings, is_faithful
 from mlml_tf.features.cache import FeatureCache
 from mlml_tf.features.extract import cache_for_data_folder, nuswide_folder
 from mlml_tf.files.atomic import folder_lock, remove_stale_temporaries
 from mlml_tf.files.layout import (
-    GLOBAL_WEIGHTS,
     GROUNDTRUTH,
     data_set,
     image_files,
@@ -39,7 +39,7 @@ from mlml_tf.labels.missing import FPC_DEFAULT_COUNT, PAPER_RATIOS
 from mlml_tf.methods.method import params_key
 from mlml_tf.methods.registry import PAPER_METHODS, check_settings, method, method_params
 from mlml_tf.runs.names import experiment_name
-from mlml_tf.settings import BACKUP_MINUTES, ORIGINAL_SHUFFLE_BUFFER, GridOptions, RunConfig, shared
+from mlml_tf.settings import BACKUP_MINUTES, GridOptions, RunConfig, shared
 from mlml_tf.training.data import load_run_data, run_files_of, run_params
 from mlml_tf.training.end_to_end import image_run_digest, train_run_on_images
 from mlml_tf.training.prior import estimate_class_prior
@@ -49,24 +49,39 @@ from mlml_tf.training.runs import heads_per_model, together_key, train_runs
 log = logging.getLogger(__name__)
 
 
-def faithful_options(options: GridOptions, data: str | os.PathLike) -> GridOptions:
+def faithful_options(options: GridOptions, data: str | os.PathLike,
+                     given: Collection[str] = ()) -> GridOptions:
     """``options`` with every departure from the original undone (``mlml-tf run --faithful``).
 
-    Backbone batch norm on batch statistics (so no feature cache: the backbone runs at every
+    Each option left at its default takes the original's value (``faithful`` in the options
+    table, :mod:`mlml_tf.settings`, applied by :func:`mlml_tf.faithful.faithful_settings`):
+    backbone batch norm on batch statistics (so no feature cache: the backbone runs at every
     step), the loss of IM-WCE and CB-WCE on clipped probabilities (CE on logits, as the
     original), P from fold 1's complete labels, CB-WCE weights counted over the complete labels
     of the whole set (the authors' ``negative_weights_global.csv`` when the data folder has
     it), floor(N1 / 32) steps per epoch over a repeating stream through a shuffle buffer of 100,
     and the test rows predicted in full batches of that shuffled stream, the rest scored as
-    zeros. The learning rate stays as given: the original's constant 0.1 is the default.
+    zeros. ``given``: options a person gave, which count as set even at their default.
+
+    Raises:
+        DataError: an option set to a value that departs from the original's (``--resize
+            bilinear``, ``--mixed-precision``, another backbone, ...), named.
     """
-    published = (Path(data) / GLOBAL_WEIGHTS).exists()
-    return dataclasses.replace(
-        options, faithful_batch_norm=True, loss_input="original",
-        pos_weight_source="original", cb_source="file" if published else "oracle",
-        steps_per_epoch="original", shuffle_buffer=ORIGINAL_SHUFFLE_BUFFER,
-        faithful_scoring=True,
-    )
+    return faithful_settings(options, data, given)
+
+
+#: How the command line names the arguments of :func:`run_grid` that are a run's settings.
+_RUN_ARGUMENTS = {"method": "--methods", "params": "--set / --params"}
+
+
+def _check_faithful_runs(methods: Sequence[str], protocol: str, epochs: int,
+                         method_overrides: Mapping | None) -> None:
+    """Refuse the arguments of :func:`run_grid` that make a run depart from the original."""
+    check_faithful("run", {"protocol": protocol, "epochs": epochs}, _RUN_ARGUMENTS)
+    for name in methods:
+        check_faithful("run", {"method": name}, _RUN_ARGUMENTS)
+        given = (method_overrides or {}).get(name)
+        check_faithful("run", {"params": params_key(given or {})}, _RUN_ARGUMENTS)
 
 
 def experiment_naming(data: str | os.PathLike) -> str:
@@ -124,7 +139,8 @@ def _image_runs(data: str | os.PathLike, options: GridOptions, verbose: int | st
         def train(run_dir):
             train_run_on_images(data, paths, ids, run_dir, config, run_data=run_data,
                                 skip_bad=options.skip_bad_images or nuswide,
-                                verbose=verbose, **settings)
+                                verbose=verbose, faithful=is_faithful(options, config),
+                                **settings)
 
         return image_run_digest(config, run_data, paths, ids, **settings), train
 
@@ -288,7 +304,9 @@ def run_grid(data: str | os.PathLike, out: str | os.PathLike,
     """Feature cache, then every run of this shard, then the summary table of what is done.
 
     ``options``: what every run shares (default: every default). ``faithful=True`` applies
-    :func:`faithful_options` to them. ``protocol``: whose
+    :func:`faithful_options` to them and refuses, before anything is written, an option, a
+    method (only the paper's), a protocol (only the paper's), an epoch count (20) or a
+    method's hyper-parameter that departs from the original. ``protocol``: whose
     training labels the runs read (:data:`mlml_tf.files.protocols.PROTOCOLS`; the paper's by
     default, "rps" with ``ratios`` its probabilities, "fpc" with its ``counts``), as ``mlml-tf
     split --protocol`` wrote them. ``method_overrides``: per method, the hyper-parameters that
@@ -298,6 +316,7 @@ def run_grid(data: str | os.PathLike, out: str | os.PathLike,
     options = options or GridOptions()
     if faithful:
         options = faithful_options(options, data)
+        _check_faithful_runs(methods, protocol, epochs, method_overrides)
     default_ratios, default_folds = grid_defaults(data, protocol)
     ratios = ratios or default_ratios
     cells = grid_cells(methods, ratios, folds or default_folds, shard, protocol,

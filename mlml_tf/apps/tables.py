@@ -57,7 +57,8 @@ def collect_runs(root: str | os.PathLike, ratios: Sequence[float] = PAPER_RATIOS
     Returns:
         Columns ``method``, ``protocol`` (:func:`protocol_label`), ``ratio`` (the paper's, or
         RPS's probability; NaN for FPC and single positive), ``fold``, ``experiment``,
-        ``run_dir``, ``layout``, ``n_run_folders``, the metrics of ``SCORE_KEYS`` (NaN where
+        ``run_dir``, ``layout``, ``faithful`` (made by ``mlml-tf run --faithful``; None where
+        not recorded), ``n_run_folders``, the metrics of ``SCORE_KEYS`` (NaN where
         undefined), ``n_samples``, ``n_classes`` and ``n_auc_undefined``; rows sorted by
         protocol, method (CE, IM-WCE, CB-WCE, then the field's), ratio and fold.
     """
@@ -90,6 +91,7 @@ def collect_runs(root: str | os.PathLike, ratios: Sequence[float] = PAPER_RATIOS
             "experiment": experiment.name,
             "run_dir": run["run_dir"],
             "layout": run["layout"],
+            "faithful": run["faithful"],
             "n_run_folders": len(runs),
             **{key: np.nan if metrics[key] is None else float(metrics[key])
                for key in SCORE_KEYS},
@@ -98,7 +100,8 @@ def collect_runs(root: str | os.PathLike, ratios: Sequence[float] = PAPER_RATIOS
             "n_auc_undefined": len(metrics["auc_undefined_classes"]),
         })
     columns = ["method", "protocol", "ratio", "fold", "experiment", "run_dir", "layout",
-               "n_run_folders", *SCORE_KEYS, "n_samples", "n_classes", "n_auc_undefined"]
+               "faithful", "n_run_folders", *SCORE_KEYS, "n_samples", "n_classes",
+               "n_auc_undefined"]
     rows.sort(key=lambda r: (_protocol_rank(r["protocol"]), _method_rank(r["method"]),
                              _ratio_rank(r["ratio"]), r["fold"]))
     return pd.DataFrame(rows, columns=columns)

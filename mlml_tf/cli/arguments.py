@@ -17,6 +17,9 @@ from mlml_tf.settings import FitSettings, GridOptions, Kind, Option, RunConfig, 
 #: The exit status of bad input: a message on stderr names the file, line or column.
 EXIT_BAD_INPUT = 2
 
+#: Where the parsed arguments keep the names of the options a person gave (:func:`given_options`).
+_GIVEN = "_given_options"
+
 PROBABILITY = Kind(float, lambda v: 0.0 <= v <= 1.0, "threshold ", "a number or 'tuned'",
                    "is outside [0, 1]")
 
@@ -67,12 +70,32 @@ def method_overrides(args: argparse.Namespace) -> dict[str, dict]:
     return overrides
 
 
+class _Recorded(argparse.Action):
+    """Stores an option's value (True for a switch) and records that it was given."""
+
+    def __init__(self, option_strings, dest, switch: bool = False, **kwargs):
+        if switch:
+            kwargs.update(nargs=0, default=False)
+        self.switch = switch
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, True if self.switch else values)
+        setattr(namespace, _GIVEN, getattr(namespace, _GIVEN, frozenset()) | {self.dest})
+
+
+def given_options(args: argparse.Namespace) -> frozenset[str]:
+    """The names of the table's options given on the command line, whatever their value."""
+    return getattr(args, _GIVEN, frozenset())
+
+
 def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
-    """Add to ``parser`` the options that ``command`` takes, each as its table says."""
+    """Add to ``parser`` the options that ``command`` takes, each as its table says; which
+    were given is kept (:func:`given_options`)."""
     for option in options(command=command):
-        extra: dict = {}
+        extra: dict = {"action": _Recorded}
         if option.flag:
-            extra["action"] = "store_true"
+            extra["switch"] = True
         elif option.words:
             extra.update(choices=list(option.words), default=next(
                 w for w, v in option.words.items() if v == option.default))

@@ -12,10 +12,12 @@ from mlml_tf.cli.arguments import (
     add_arguments,
     add_method_overrides,
     from_arguments,
+    given_options,
     method_overrides,
     shard,
 )
 from mlml_tf.errors import DataError
+from mlml_tf.faithful import faithful_settings
 from mlml_tf.files.protocols import PROTOCOLS
 from mlml_tf.methods.registry import METHODS, PAPER_METHODS
 from mlml_tf.settings import POSITIVE, RATIO
@@ -29,11 +31,16 @@ def _run(args: argparse.Namespace) -> int:
         raise DataError(f"--count is for --protocol fpc, not {args.protocol}")
     if args.ratios and chosen.option != "--ratios":
         raise DataError(f"--protocol {args.protocol} takes no --ratios")
+    options = from_arguments(args, "grid")
+    if args.faithful:
+        # An option given at its default departs too (--shuffle-buffer 0), which run_grid
+        # cannot tell; run_grid checks the run's own arguments (--epochs, --methods, ...).
+        options = faithful_settings(options, args.data, given_options(args))
     summary = mlml_tf.run_grid(
         data=args.data, out=args.out, methods=args.methods, ratios=args.ratios,
-        folds=args.folds, epochs=args.epochs, shard=args.shard,
-        options=from_arguments(args, "grid"), faithful=args.faithful, protocol=args.protocol,
-        counts=args.count, method_overrides=method_overrides(args))
+        folds=args.folds, epochs=args.epochs, shard=args.shard, options=options,
+        faithful=args.faithful, protocol=args.protocol, counts=args.count,
+        method_overrides=method_overrides(args))
     log.info("%s", summary)
     return 0
 
@@ -64,8 +71,9 @@ def add_parsers(sub) -> None:
     run.add_argument("--shard", type=shard, default=(1, 1), metavar="i/n",
                      help="run only the i-th of n interleaved parts of the grid")
     run.add_argument("--faithful", action="store_true",
-                     help="every departure from the original undone at once (README: "
-                     "'Where the port departs from the original')")
+                     help="the original's computation: every departure undone at once "
+                     "(README: 'Where the port departs from the original'); an option that "
+                     "departs from it stops the run")
     add_arguments(run, "run")
     run.set_defaults(func=_run)
 

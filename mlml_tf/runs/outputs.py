@@ -1,4 +1,11 @@
-"""A run's result files.
+"""A run's result files: the original's four, exactly as it wrote them, and ours beside them.
+
+``predictions.out``, ``test_ground_truth_classes.txt``, ``evaluation_results.txt`` and
+``results_report.csv`` hold what the original's code wrote, byte for byte (docs/original.md
+section 7), so that a reader written for the original's files reads ours. What mlml-tf adds
+goes to files of its own: ``metrics.json`` (every score, the run's settings, ``faithful``),
+``results_extra.csv`` (the per-class report, unrounded, with our columns) and
+``evaluation_extra.txt`` (the scores beyond the original's five, for people).
 """
 
 from __future__ import annotations
@@ -57,13 +64,24 @@ EVALUATION = "evaluation_results.txt"
 REPORT = "results_report.csv"
 
 
+#: Ours: the scores beyond the original's five lines, for people (``metrics.json`` holds them).
+EVALUATION_EXTRA = "evaluation_extra.txt"
+
+
+#: Ours: the per-class report, unrounded, the original's nine columns and ours.
+REPORT_EXTRA = "results_extra.csv"
+
+
 METRICS = "metrics.json"
 
 
 RUN_FORMAT = "mlml-tf run"
 
 
-RUN_FORMAT_VERSION = 1
+#: 2: the original's two text files exactly as it wrote them, ``results_extra.csv``,
+#: ``evaluation_extra.txt`` and ``"faithful"``; 1 (up to mlml-tf 0.5): the two text files held
+#: the original's lines and columns first, then ours.
+RUN_FORMAT_VERSION = 2
 
 
 def _jsonable(value):
@@ -94,11 +112,12 @@ def _format_value(value) -> str:
 def original_evaluation_lines(metrics: Mapping) -> list[str]:
     """The five lines the original wrote to ``evaluation_results.txt``, spelled as it did:
     exact-match accuracy as a percentage, macro, micro and weighted ROC-AUC, Hamming loss,
-    each number as Python's ``str`` of it (docs/original.md section 7)."""
+    each number as Python's ``str`` of it (docs/original.md section 7). A score that no class
+    defines (the original stopped there) is ``nan``, which ``float`` reads."""
 
     def number(key: str, scale: float = 1.0) -> str:
         value = metrics[key]
-        return "n/a" if value is None else str(float(value) * scale)
+        return str(float("nan") if value is None else float(value) * scale)
 
     return [
         "Exact match accuracy is: " + number("exact_match_accuracy", 100.0) + "%",
@@ -109,16 +128,22 @@ def original_evaluation_lines(metrics: Mapping) -> list[str]:
     ]
 
 
-def evaluation_text(metrics: Mapping, extra: Mapping | None = None) -> str:
-    """``evaluation_results.txt`` of a run: the original's five lines, then mlml-tf's."""
+def evaluation_text(metrics: Mapping) -> str:
+    """``evaluation_results.txt`` as the original wrote it: its five lines, joined by ``\n``,
+    no newline at the end."""
+    return "\n".join(original_evaluation_lines(metrics))
+
+
+def evaluation_extra_text(metrics: Mapping, extra: Mapping | None = None) -> str:
+    """``evaluation_extra.txt``: what mlml-tf reports beyond the original's five lines, for
+    people (``metrics.json`` holds the same)."""
 
     threshold = metrics["threshold"]
-    lines = original_evaluation_lines(metrics) + [
-        "",
+    lines = [
         f"Test rows: {metrics['n_samples']}",
         f"Classes: {metrics['n_classes']}",
         "Threshold: " + (_format_value(float(threshold)) if np.ndim(threshold) == 0
-                         else f"per class (see {REPORT})"),
+                         else f"per class (see {REPORT_EXTRA})"),
     ]
     lines += [f"{METRIC_LABELS[key]}: {_format_value(metrics[key])}" for key in SCORE_KEYS]
     undefined = metrics["auc_undefined_classes"]
@@ -167,31 +192,50 @@ AVERAGE_ROW = "average"
 
 
 def report_bytes(report: pd.DataFrame) -> bytes:
-    """``results_report.csv`` as the original wrote it, then mlml-tf's columns.
+    """``results_report.csv`` as the original wrote it (``pandas.DataFrame.to_csv(...,
+    float_format="%.2f")`` of its transposed table).
 
-    One row per class and a last ``average`` row (the mean over classes, undefined values left
-    out), the original's nine columns first under its names, numbers as ``%.2f``; then the
-    remaining columns of :func:`mlml_tf.metrics.per_class_report` (``auc_defined`` as 0/1,
-    the confusion counts as integers).
+    A header whose first field is empty, then the nine columns under the original's names;
+    one row per class, named as ``report``'s index (quoted where it holds a comma, a quote or a
+    line end); a last ``average`` row, the mean over classes of each column, undefined values
+    left out; numbers as ``%.2f``, an undefined value (NaN) as an empty field; ``\n`` after
+    every line.
+
+    Args:
+        report: :func:`mlml_tf.metrics.per_class_report`'s table (its other columns are not
+            written here but in :func:`extra_report_bytes`).
     """
 
-    ours = [c for c in REPORT_COLUMNS if c not in ORIGINAL_REPORT_COLUMNS]
-    table = report[list(ORIGINAL_REPORT_COLUMNS) + ours].copy()
-    table["auc_defined"] = table["auc_defined"].astype(np.int64)
-    integral = [pd.api.types.is_integer_dtype(table[c]) for c in table.columns]
-    average = table.mean(axis=0, numeric_only=True).to_numpy(np.float64)
+    table = report[list(ORIGINAL_REPORT_COLUMNS)].astype(np.float64)
+    average = table.mean(axis=0).to_numpy(np.float64)
 
-    def cell(value, whole: bool) -> str:
-        if pd.isna(value):
-            return ""
-        return str(int(value)) if whole else f"{value:.2f}"
+    def cells(values) -> list[str]:
+        return ["" if np.isnan(v) else f"{v:.2f}" for v in values]
 
-    header = [""] + [ORIGINAL_REPORT_COLUMNS.get(c, c) for c in table.columns]
-    lines = [",".join(csv_field(h) for h in header)]
-    for name, row in zip(table.index, table.itertuples(index=False), strict=True):
-        lines.append(",".join([csv_field(str(name))]
-                              + [cell(v, w) for v, w in zip(row, integral, strict=True)]))
-    lines.append(",".join([AVERAGE_ROW] + [cell(v, False) for v in average]))
+    lines = [",".join(["", *ORIGINAL_REPORT_COLUMNS.values()])]
+    for name, row in zip(table.index, table.to_numpy(), strict=True):
+        lines.append(",".join([csv_field(str(name)), *cells(row)]))
+    lines.append(",".join([AVERAGE_ROW, *cells(average)]))
+    return ("\n".join(lines) + "\n").encode()
+
+
+def extra_report_bytes(report: pd.DataFrame) -> bytes:
+    """``results_extra.csv``: every column of :func:`mlml_tf.metrics.per_class_report` under
+    its own name, one row per class (first field ``class``), unrounded: each number as
+    Python's shortest exact repr, the counts as whole numbers, ``auc_defined`` as 0/1, NaN
+    as an empty field."""
+
+    def cell(value) -> str:
+        if isinstance(value, bool | np.bool_):
+            return str(int(value))
+        if isinstance(value, int | np.integer):
+            return str(int(value))
+        return "" if np.isnan(value) else repr(float(value))
+
+    lines = [",".join(["class", *REPORT_COLUMNS])]
+    for name, row in zip(report.index, report[list(REPORT_COLUMNS)].itertuples(index=False),
+                         strict=True):
+        lines.append(",".join([csv_field(str(name)), *(cell(v) for v in row)]))
     return ("\n".join(lines) + "\n").encode()
 
 
@@ -202,8 +246,10 @@ def write_run_outputs(
     class_names: Sequence[str],
     thresholds: float | Sequence[float] | np.ndarray | None = None,
     extra: Mapping | None = None,
+    faithful: bool = False,
 ) -> dict:
-    """Score one run and write its five result files, each atomically.
+    """Score one run and write its result files, each atomically: the original's four as it
+    wrote them, then ``results_extra.csv``, ``evaluation_extra.txt`` and ``metrics.json``.
 
     Args:
         run_dir: the run folder, ``<output>/<experiment>/<run folder>``; created if needed.
@@ -217,6 +263,8 @@ def write_run_outputs(
             :func:`mlml_tf.metrics.tune_thresholds`); default 0.5.
         extra: JSON-ready details of the run stored in ``metrics.json`` under ``"extra"``
             (numpy values are converted, NaN becomes null).
+        faithful: the run was made as the original (``mlml-tf run --faithful``): recorded as
+            ``"faithful"`` in ``metrics.json``.
 
     Returns:
         The metrics, as :func:`mlml_tf.metrics.evaluate` returns them.
@@ -240,10 +288,15 @@ def write_run_outputs(
     with atomic_path(run_dir / REPORT) as tmp:
         tmp.write_bytes(report_bytes(report))
     with atomic_path(run_dir / EVALUATION) as tmp:
-        tmp.write_text(evaluation_text(metrics, extra), encoding="utf-8")
+        tmp.write_bytes(evaluation_text(metrics).encode())
+    with atomic_path(run_dir / REPORT_EXTRA) as tmp:
+        tmp.write_bytes(extra_report_bytes(report))
+    with atomic_path(run_dir / EVALUATION_EXTRA) as tmp:
+        tmp.write_bytes(evaluation_extra_text(metrics, extra).encode())
     document = {
         "format": RUN_FORMAT,
         "version": RUN_FORMAT_VERSION,
+        "faithful": bool(faithful),
         "classes": names,
         "metrics": metrics,
         "extra": extra,

@@ -119,10 +119,17 @@ def read_run(run_dir: str | os.PathLike, class_names: Sequence[str] | None = Non
             rounds to two decimals as the original's did. False leaves it out (None), which
             spares reading the predictions of an mlml-tf run.
 
+    Only ``metrics.json`` and the two ``np.savetxt`` files are read: the original's
+    ``evaluation_results.txt`` and ``results_report.csv`` are for the original's readers, and
+    the run folders of earlier versions, whose two files held more than the original's, read
+    the same.
+
     Returns:
-        ``{"run_dir", "layout", "metrics", "classes", "extra", "report"}``: ``metrics`` as
-        :func:`mlml_tf.metrics.evaluate` returns them, ``report`` the per-class DataFrame of
-        :func:`mlml_tf.metrics.per_class_report`.
+        ``{"run_dir", "layout", "faithful", "metrics", "classes", "extra", "report"}``:
+        ``faithful`` whether an mlml-tf run was made as the original (``mlml-tf run
+        --faithful``; None where not recorded: a run of mlml-tf 0.5 or earlier, a folder of the
+        original), ``metrics`` as :func:`mlml_tf.metrics.evaluate` returns them, ``report`` the
+        per-class DataFrame of :func:`mlml_tf.metrics.per_class_report`.
 
     Raises:
         DataError: naming the file, if a file is missing or malformed.
@@ -137,6 +144,7 @@ def read_run(run_dir: str | os.PathLike, class_names: Sequence[str] | None = Non
         document = _read_json(run_dir / METRICS)
         classes = [str(c) for c in document["classes"]]
         metrics, extra = document["metrics"], document.get("extra") or {}
+        faithful = document.get("faithful")
         per_class = None
         if report or any(key not in metrics for key in _SINCE_0_2):
             truth, prob = read_predictions(run_dir, classes)
@@ -148,7 +156,7 @@ def read_run(run_dir: str | os.PathLike, class_names: Sequence[str] | None = Non
         truth, prob = read_predictions(run_dir, class_names)
         classes = [str(c) for c in
                    (range(truth.shape[1]) if class_names is None else class_names)]
-        metrics, extra = evaluate(truth, prob, classes), {}
+        metrics, extra, faithful = evaluate(truth, prob, classes), {}, None
         per_class = per_class_report(truth, prob, classes) if report else None
-    return {"run_dir": str(run_dir), "layout": layout, "metrics": metrics,
+    return {"run_dir": str(run_dir), "layout": layout, "faithful": faithful, "metrics": metrics,
             "classes": classes, "extra": extra, "report": per_class}

@@ -117,7 +117,8 @@ def train_run_on_images(data: str | os.PathLike, image_paths: Sequence[str], ids
                         image_size: int = 224, scaling: str = "imagenet",
                         run_data: RunData | None = None, verbose: int | str = "auto",
                         extra: dict | None = None, skip_bad: bool = False,
-                        resize: str = "skimage", rgb_only: bool = False) -> dict:
+                        resize: str = "skimage", rgb_only: bool = False,
+                        faithful: bool = False) -> dict:
     """Train one run on images, the backbone run at every step with batch statistics, and write
     its results to ``run_dir`` as :func:`mlml_tf.train.train_run` does.
 
@@ -142,6 +143,8 @@ def train_run_on_images(data: str | os.PathLike, image_paths: Sequence[str], ids
             resize, as the original.
         rgb_only: leave out rows whose image is not stored as RGB, as the original's NUS-WIDE
             preprocessing did (:func:`mlml_tf.inputs.non_rgb_images`).
+        faithful: every setting is the original's (``mlml-tf run --faithful``), recorded in
+            ``metrics.json``.
 
     Returns:
         The metrics dictionary. ``head.weights.h5`` holds the weights of the head (the model's
@@ -218,7 +221,7 @@ def train_run_on_images(data: str | os.PathLike, image_paths: Sequence[str], ids
         **(extra or {}),
     }
     metrics = write_run_outputs(run_dir, test_labels, probabilities, run_data.classes,
-                                thresholds=thresholds, extra=info)
+                                thresholds=thresholds, extra=info, faithful=faithful)
     mark_complete(run_dir, digest, metrics)
     return metrics
 

@@ -152,7 +152,8 @@ def train_run(data: str | os.PathLike, cache: FeatureCache, run_dir: str | os.Pa
     """Train the head of one run on cached features and write its results to ``run_dir``.
 
     Writes the original's outputs (``predictions.out``, ``test_ground_truth_classes.txt``,
-    ``evaluation_results.txt``, ``results_report.csv``), ``metrics.json``, ``training_log.csv``,
+    ``evaluation_results.txt``, ``results_report.csv``), ours beside them (``metrics.json``,
+    ``results_extra.csv``, ``evaluation_extra.txt``), ``training_log.csv``,
     TensorBoard logs, the trained head (``head.weights.h5``) and, last, ``complete.json`` with
     the digest of the run's settings. Resumes from ``run_dir/backup`` if an earlier attempt was
     killed; a checkpoint is written at an epoch end once ``backup_minutes`` have passed since

@@ -83,7 +83,9 @@ PARAMETERS_TEXT = ("""
     each run's training labels. `FAITHFUL = True` undoes every departure from the original
     at once (README: "Where the port departs from the original"), the backbone's batch
     norm on batch statistics included: the backbone then runs at every step, with no
-    feature cache (about 70 GPU-minutes per run).
+    feature cache (about 70 GPU-minutes per run). It is all or nothing: every other
+    parameter must then keep the original's value (as above), or the run stops and names
+    the one that departs.
     """, """
     The runs of a fold (here the four ratios) read the same training rows in the same
     order, so they train side by side in one model, one head per run, each to the result
@@ -124,7 +126,7 @@ def training(method: str, d: DataSet) -> nbformat.NotebookNode:
         LEARNING_RATE = 0.1  # Adadelta, rho 0.95, epsilon 1e-8 (TF1's)
         LR_SCHEDULE = "constant"  # the original's; "exponential-decay": x0.95 per 1000 steps
         STEPS_PER_EPOCH = "run"  # one pass over the run's rows; "original": len(train1_0.0)//32
-        FAITHFUL = False  # True: every departure from the original undone (no feature cache)
+        FAITHFUL = False  # True: the original's computation, every parameter at its value
         BACKBONE = "InceptionResNetV2"  # any keras.applications name
         WEIGHTS = "imagenet"  # "imagenet", None (random) or a weights file
         IMAGE_SIZE = 224

@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mlml_tf.runs.outputs import REPORT_EXTRA
+
 
 def _number(value, digits: int = 3) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
@@ -84,7 +86,9 @@ def model_card(manifest: dict, thresholds: np.ndarray, validation: Path) -> str:
                 lines.append(f"| {name}, annotated entries | {_number(a['partial_map'], 1)} | "
                              f"{_number(a['precision_micro'])} | {_number(a['recall_micro'])} "
                              f"| {_number(a['f1_micro'])} | {_number(a['roc_auc_micro'])} |")
-        report = pd.read_csv(validation / "results_report.csv", index_col=0)
+        # Class names as written (a class "0" or "NA" stays itself); empty fields are NaN.
+        report = pd.read_csv(validation / REPORT_EXTRA, index_col="class",
+                             dtype={"class": str}, keep_default_na=False, na_values=[""])
         lines += ["", "| class | training positives | AP | threshold |",
                   "|---|---:|---:|---:|"]
         for c, t in zip(manifest["classes"], thresholds, strict=True):

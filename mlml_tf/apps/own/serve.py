@@ -117,7 +117,8 @@ def evaluate_model(model, labels: str | os.PathLike, images: str | os.PathLike,
                    threshold: str | float = "tuned", batch_size: int = 32) -> dict:
     """Score a saved model on a label table of its classes and write the results as the grid
     writes a run's (``predictions.out``, ``test_ground_truth_classes.txt``,
-    ``evaluation_results.txt``, ``results_report.csv``, ``metrics.json``): mAP, micro
+    ``evaluation_results.txt``, ``results_report.csv``, ``results_extra.csv``,
+    ``evaluation_extra.txt``, ``metrics.json``): mAP, micro
     precision / recall / F1 / ROC-AUC and the per-class report, unknown entries counted as
     negatives, and where the table has unknown entries the partial mAP and the micro scores
     over its annotated entries (``metrics["annotated"]``). Returns the metrics."""
