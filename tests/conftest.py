@@ -48,7 +48,8 @@ def coco_labels(coco_reference) -> np.ndarray:
 #: (its module fixtures built once) and the workers share the rest as they come free.
 _FIRST = ("test_notebooks", "test_interruptions", "test_own_model", "test_demo",
           "test_reproducibility", "test_faithful", "test_packaging", "test_train", "test_model",
-          "test_concurrency", "test_cli", "test_revising_methods", "test_bad_input")
+          "test_concurrency", "test_cli", "test_revising_methods", "test_bad_input",
+          "test_published")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -411,11 +411,13 @@ def test_the_authors_global_weights_are_read_by_id(small_grid, tmp_path):
     np.testing.assert_allclose(negative, expected, rtol=1e-6)
 
     weights.iloc[:, :-1].to_csv(data / GLOBAL_WEIGHTS)
-    with pytest.raises(DataError, match="columns differ") as err:
+    with pytest.raises(DataError, match=f"class '{labels.columns[-1]}' of train1_0.5.csv has "
+                       "no column") as err:
         load_run_data(data, RunConfig(method="cb-wce", ratio=0.5, fold=1, cb_source="file"))
     assert err.value.file.endswith(GLOBAL_WEIGHTS)
     weights.drop(index=train.index[3]).to_csv(data / GLOBAL_WEIGHTS)
-    with pytest.raises(DataError, match=f"training id '{train.index[3]}' has no row"):
+    with pytest.raises(DataError, match=f"id '{train.index[3]}' of train1_0.5.csv "
+                       r"\(line 5\) has no row"):
         load_run_data(data, RunConfig(method="cb-wce", ratio=0.5, fold=1, cb_source="file"))
 
 

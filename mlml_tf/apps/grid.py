@@ -25,15 +25,17 @@ from mlml_tf.faithful import check_faithful, faithful_settings, is_faithful
 from mlml_tf.features.cache import FeatureCache
 from mlml_tf.features.extract import cache_for_data_folder, nuswide_folder
 from mlml_tf.files.atomic import folder_lock, remove_stale_temporaries
+from mlml_tf.files.global_weights import check_global_weights
 from mlml_tf.files.layout import (
-    GROUNDTRUTH,
+    GLOBAL_WEIGHTS,
+    data_classes,
     data_set,
     image_files,
-    read_groundtruth,
     read_manifest,
 )
 from mlml_tf.files.protocols import PAPER
 from mlml_tf.files.protocols import protocol as find_protocol
+from mlml_tf.files.published import found_split, read_complete_labels
 from mlml_tf.files.tables import table_classes
 from mlml_tf.labels.missing import FPC_DEFAULT_COUNT, PAPER_RATIOS
 from mlml_tf.methods.method import params_key
@@ -109,11 +111,12 @@ def grid_cells(methods: Sequence[str], ratios: Sequence[float], folds: Sequence[
 
 def grid_defaults(data: str | os.PathLike,
                   protocol: str = PAPER.name) -> tuple[list[float], list[int]]:
-    """Ratios and folds recorded in the data folder's manifest: the ratios of the paper's split
-    (the paper's when absent) or, for another protocol of ratios (RPS), those its folders were
+    """Ratios and folds recorded in the data folder's manifest (or, in a folder without one, as
+    the authors published it, those its files name): the ratios of the paper's split (the
+    paper's when absent) or, for another protocol of ratios (RPS), those its folders were
     written with (its default when absent)."""
     manifest = read_manifest(data)
-    split = manifest.get("split", {})
+    split = manifest.get("split") or found_split(data)
     folds = list(range(1, split.get("n_folds", 4) + 1))
     chosen = find_protocol(protocol)
     if chosen.value != "ratio" or chosen.original_layout:
@@ -128,7 +131,7 @@ def _image_runs(data: str | os.PathLike, options: GridOptions, verbose: int | st
     batch statistics: digest and training of a run on the images themselves."""
     if options.images is None:
         raise DataError("--images is needed to train on images: the folder of the images")
-    ids = list(read_groundtruth(data).index)
+    ids = list(read_complete_labels(data).index)
     paths = image_files(data, ids, options.images, options.image_pattern)
     nuswide = nuswide_folder(data)
     settings = {"backbone": options.backbone, "weights": options.weights, "hub": options.hub,
@@ -277,14 +280,24 @@ def run_cells(data: str | os.PathLike, out: str | os.PathLike, cache: FeatureCac
 
 
 def _check_grid(data, methods: Sequence[str], protocol: str, epochs: int,
-                options: GridOptions, method_overrides: Mapping | None) -> None:
-    """Refuse, before anything is written, what the grid cannot train."""
+                options: GridOptions, method_overrides: Mapping | None,
+                cells: Sequence[tuple] = ()) -> None:
+    """Refuse, before anything is written, what the grid cannot train: the complete labels
+    (a published folder's test files of ratio 0.0 must partition the set) and the authors'
+    CB-WCE weight file where its runs read it are checked here."""
     if options.faithful_batch_norm and (not find_protocol(protocol).original_layout
                                         or set(methods) - set(PAPER_METHODS)):
         raise DataError("training on images with batch statistics (--faithful) is for the "
                         "paper's methods and protocol (and its stream of images carries no "
                         "row index, which ROLE, LL-R, LL-Ct, LL-Cp and PL-Shrink need)")
-    classes = len(table_classes(Path(data) / GROUNDTRUTH))
+    classes = read_complete_labels(data).shape[1]
+    readers = [cell for cell in cells if cell[0] == "cb-wce"]
+    if options.cb_source == "file" and readers:
+        chosen = find_protocol(protocol)
+        trains = [chosen.files(data, chosen.value_of(ratio, count), fold)["train"]
+                  for _, ratio, fold, _, count in readers]
+        check_global_weights(Path(data) / GLOBAL_WEIGHTS, list(dict.fromkeys(trains)),
+                             data_classes(data))
     for name in dict.fromkeys(methods):
         check_settings(name, method_params(name, (method_overrides or {}).get(name)), epochs,
                        classes)
@@ -321,7 +334,7 @@ def run_grid(data: str | os.PathLike, out: str | os.PathLike,
     ratios = ratios or default_ratios
     cells = grid_cells(methods, ratios, folds or default_folds, shard, protocol,
                        counts or [FPC_DEFAULT_COUNT])
-    _check_grid(data, methods, protocol, epochs, options, method_overrides)
+    _check_grid(data, methods, protocol, epochs, options, method_overrides, cells)
     naming = experiment_naming(data) if options.naming == "auto" else options.naming
     if options.faithful_batch_norm:
         cache, on_images = None, _image_runs(data, options)

@@ -8,7 +8,7 @@ import argparse
 from pathlib import Path
 
 from mlml_tf.errors import DataError
-from mlml_tf.files.layout import GROUNDTRUTH
+from mlml_tf.files.published import complete_label_classes
 from mlml_tf.files.tables import table_classes
 from mlml_tf.methods.prior import read_class_prior
 from mlml_tf.methods.registry import method_params, read_params_file
@@ -64,9 +64,9 @@ def method_overrides(args: argparse.Namespace) -> dict[str, dict]:
         overrides.setdefault(name, {})[param] = value
     prior = overrides.get("csl", {}).get("prior")
     if prior not in (None, "auto", "none"):
-        table = args.labels if getattr(args, "data", None) is None else (
-            Path(args.data) / GROUNDTRUTH)
-        read_class_prior(Path(prior), table_classes(table))
+        classes = (table_classes(args.labels) if getattr(args, "data", None) is None
+                   else complete_label_classes(args.data))
+        read_class_prior(Path(prior), classes)
     return overrides
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import mlml_tf
 from mlml_tf.cli.arguments import add_arguments
 from mlml_tf.errors import DataError
-from mlml_tf.files.layout import write_groundtruth, write_image_list
+from mlml_tf.files.layout import GROUNDTRUTH, MANIFEST, write_groundtruth, write_image_list
 from mlml_tf.files.protocols import PROTOCOLS
 from mlml_tf.files.split import split, split_protocol
 from mlml_tf.files.tables import read_table, write_weights
@@ -21,7 +21,27 @@ from mlml_tf.settings import POSITIVE, RATIO
 log = logging.getLogger(__name__)
 
 
+def _prepare_published(args: argparse.Namespace) -> int:
+    """``groundtruth.csv`` and ``manifest.json`` of a folder as the authors published it; the
+    data set named by its columns (NUS-WIDE's ``0``..``80`` get the concepts' names)."""
+    columns = mlml_tf.read_complete_labels(args.dir).columns.tolist()
+    names, dataset = None, None
+    if columns == [str(i) for i in range(len(mlml_tf.NUSWIDE_CONCEPTS))]:
+        names, dataset = list(mlml_tf.NUSWIDE_CONCEPTS), "nuswide"
+    elif columns == list(mlml_tf.COCO_CLASS_NAMES):
+        dataset = "coco"
+    manifest = mlml_tf.prepare_published(args.dir, class_names=names, dataset=dataset)
+    split = manifest["split"]
+    log.info("%s: %d rows x %d classes from the test files of ratio 0.0; %d folds, ratios %s; "
+             "%d files listed in %s", args.dir / GROUNDTRUTH, manifest["groundtruth"]["rows"],
+             len(columns), split["n_folds"], ", ".join(map(str, split["ratios"])),
+             len(split["checksums"]), args.dir / MANIFEST)
+    return 0
+
+
 def _prepare(args: argparse.Namespace) -> int:
+    if args.dataset == "published":
+        return _prepare_published(args)
     if args.dataset == "coco":
         labels, files = mlml_tf.read_coco(args.annotations, ids=args.ids)
         names = list(labels.columns)
@@ -87,7 +107,8 @@ def _weights(args: argparse.Namespace) -> int:
 
 def add_parsers(sub) -> None:
     """``prepare``, ``split`` and ``weights``."""
-    prep = sub.add_parser("prepare", help="label table of a raw data set -> DIR/groundtruth.csv")
+    prep = sub.add_parser("prepare", help="label table of a raw data set, or of a published "
+                          "label folder -> DIR/groundtruth.csv")
     prep_sub = prep.add_subparsers(dest="dataset", required=True)
     coco = prep_sub.add_parser("coco", help="COCO 2017 train from instances_train2017.json")
     coco.add_argument("--annotations", required=True, type=Path,
@@ -102,6 +123,12 @@ def add_parsers(sub) -> None:
     nus.add_argument("--out", required=True, type=Path, help="data folder to write")
     nus.add_argument("--min-labels", type=POSITIVE.parse, default=3,
                      help="keep images with at least this many labels (default 3)")
+    pub = prep_sub.add_parser(
+        "published", help="a label folder as the authors published it (missing_labels{t}/ "
+        "only) -> DIR/groundtruth.csv (its test files of ratio 0.0) and DIR/manifest.json; "
+        "`run` reads such a folder without them too")
+    pub.add_argument("dir", type=Path, help="the published folder (labels_balanced_4labels, "
+                     "labels_balanced_nus)")
     prep.set_defaults(func=_prepare)
 
     spl = sub.add_parser("split", help="folds and missing labels in the original layout")

@@ -19,7 +19,8 @@ from mlml_tf.features.backbones import (
 )
 from mlml_tf.features.cache import FeatureCache, build_feature_cache, cache_key
 from mlml_tf.features.dataset import image_dataset
-from mlml_tf.files.layout import data_set, image_files, read_groundtruth
+from mlml_tf.files.layout import data_set, image_files
+from mlml_tf.files.published import read_complete_labels
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +99,7 @@ def cache_for_data_folder(data: str | os.PathLike, cache_root: str | os.PathLike
         # Random backbone weights are drawn from the seed: part of what makes the features.
         settings["seed"] = options.seed
     size = (options.image_size, options.image_size)
-    ids = list(read_groundtruth(data).index)
+    ids = list(read_complete_labels(data).index)
     # The images are part of what makes the features: other images, another cache and digest.
     settings["images"] = str(Path(options.images).resolve())
     resize = options.resize

@@ -12,6 +12,10 @@ from mlml_tf.files.atomic import (
     remove_stale_temporaries,
     write_bytes_atomic,
 )
+from mlml_tf.files.global_weights import (
+    check_global_weights,
+    read_global_weights,
+)
 from mlml_tf.files.layout import (
     GROUNDTRUTH,
     IMAGES,
@@ -43,6 +47,11 @@ from mlml_tf.files.protocols import (
     protocol_files,
     protocol_folder,
     read_protocol_labels,
+)
+from mlml_tf.files.published import (
+    derive_complete_labels,
+    prepare_published,
+    read_complete_labels,
 )
 from mlml_tf.files.split import (
     split,
@@ -85,6 +94,11 @@ __all__ = [
     "write_image_list",
     "image_files",
     "data_classes",
+    "read_complete_labels",
+    "derive_complete_labels",
+    "prepare_published",
+    "read_global_weights",
+    "check_global_weights",
     "IMAGE_SUFFIXES",
     "LabelTable",
     "read_label_table",

@@ -25,6 +25,7 @@ from mlml_tf.files.layout import (
     write_manifest,
 )
 from mlml_tf.files.protocols import PROTOCOLS
+from mlml_tf.files.published import PUBLISHED_SCHEME, is_published
 from mlml_tf.files.tables import write_positive_weights, write_table
 from mlml_tf.labels.checks import check_ratio
 from mlml_tf.labels.folds import iterative_folds
@@ -63,6 +64,7 @@ def split(
     if len({ratio_tag(r) for r in ratios}) != len(ratios):
         raise DataError(f"ratios {ratios} share a folder and file names: the original's "
                         "names hold round(r, 1)")
+    _refuse_published(root)
     truth = read_groundtruth(root)
     manifest = read_manifest(root)
     manifest.pop("split", None)
@@ -133,6 +135,20 @@ def _fold_settings(split: dict) -> tuple:
             int(split.get("order", 2)))
 
 
+def _refuse_published(root: Path) -> None:
+    """A folder that holds the authors' published files is never split over: their folds and
+    hidden labels cannot be drawn again (docs/original.md section 3)."""
+    where = "split a copy of its groundtruth.csv in another folder"
+    if is_published(root):
+        raise DataError("file not found: the folder holds label files in the original's layout "
+                        "without it, as the authors published theirs, which a split would "
+                        "replace (`mlml-tf prepare published` writes groundtruth.csv from them; "
+                        f"{where})", file=root / GROUNDTRUTH)
+    if read_manifest(root).get("split", {}).get("scheme") == PUBLISHED_SCHEME:
+        raise DataError("the folds and hidden labels of this folder are the authors' published "
+                        f"files, which cannot be drawn again: {where}", file=root / MANIFEST)
+
+
 def split_protocol(
     root: str | os.PathLike,
     protocol: str,
@@ -173,6 +189,7 @@ def split_protocol(
     folders = [chosen.folder(v) for v in values]
     if len(set(folders)) != len(folders):
         raise DataError(f"values repeat: {list(values)}")
+    _refuse_published(root)
     truth = read_groundtruth(root)
     manifest = read_manifest(root)
     wanted = {"n_folds": n_folds, "seed": seed, "scheme": scheme, "order": order}

@@ -126,8 +126,10 @@ def _to_values(cells: np.ndarray, columns: list[str], path: Path, kind: str) -> 
         return ones.astype(dtype)
     if kind == "partial" and (ones | (cells == "0") | (cells == "-1")).all():
         return np.where(cells == "-1", -1, ones).astype(dtype)
+    numbers = np.empty(cells.shape, dtype=np.float64)
     for j, name in enumerate(columns):
         col = pd.to_numeric(pd.Series(cells[:, j]), errors="coerce").to_numpy(np.float64)
+        numbers[:, j] = col
         bad = np.isnan(col)
         if kind == "labels":
             bad |= ~np.isin(col, (0.0, 1.0))
@@ -145,9 +147,6 @@ def _to_values(cells: np.ndarray, columns: list[str], path: Path, kind: str) -> 
                        "labels belong to a protocol's files (mlml-tf split --protocol)")
             raise DataError(f"{shown} is not {wanted}{why}", file=path, row=i + 2,
                             column=name)
-    numbers = np.array(
-        [pd.to_numeric(pd.Series(cells[:, j])).to_numpy(np.float64) for j in range(len(columns))]
-    ).T.reshape(cells.shape)
     return numbers.astype(dtype)
 
 

@@ -16,7 +16,8 @@ from PIL import Image
 
 from mlml_tf.apps.figures import save_figure
 from mlml_tf.errors import DataError
-from mlml_tf.files.layout import image_files, read_groundtruth, read_manifest, run_files
+from mlml_tf.files.layout import MANIFEST, image_files, read_manifest, run_files
+from mlml_tf.files.published import found_split, published_counts, read_complete_labels
 from mlml_tf.files.tables import read_table
 from mlml_tf.settings import RunConfig
 from mlml_tf.training.data import load_run_data
@@ -24,14 +25,15 @@ from mlml_tf.training.data import load_run_data
 
 def class_names(data: str | os.PathLike) -> list[str]:
     """The class names of a data folder: the manifest's (NUS-WIDE's concepts for its columns
-    ``0``..``80``), else the column names of ``groundtruth.csv``."""
+    ``0``..``80``), else the columns of its complete labels (``groundtruth.csv``, or a published
+    folder's test files of ratio 0.0)."""
 
     manifest = read_manifest(data)
     names = manifest.get("class_names")
     columns = manifest.get("classes")
     if names and columns and len(names) == len(columns):
         return [str(n) for n in names]
-    return [str(c) for c in read_groundtruth(data).columns]
+    return [str(c) for c in read_complete_labels(data).columns]
 
 
 def label_statistics(labels: pd.DataFrame) -> pd.Series:
@@ -50,10 +52,19 @@ def label_statistics(labels: pd.DataFrame) -> pd.Series:
     }, dtype=object)
 
 
-def split_counts(manifest: dict) -> pd.DataFrame:
-    """One row per fold: training and test rows, and the positives hidden at each ratio."""
+def split_counts(source: dict | str | os.PathLike) -> pd.DataFrame:
+    """One row per fold: training and test rows, and the positives hidden at each ratio.
 
-    counts = manifest.get("split", {}).get("counts")
+    ``source``: a manifest, or a data folder: its manifest's counts, or, in a folder without
+    them that holds the original's layout (a published folder), counts of its files.
+    """
+
+    if isinstance(source, dict):
+        counts = source.get("split", {}).get("counts")
+    else:
+        counts = read_manifest(source).get("split", {}).get("counts")
+        if not counts and found_split(source):
+            counts = published_counts(source)
     if not counts:
         raise DataError("the manifest records no split (run `mlml-tf split` or mlml_tf.split "
                         "first)")
@@ -148,7 +159,7 @@ def plot_examples(data: str | os.PathLike, image_root: str | os.PathLike,
         The written paths, PNG then PDF.
     """
 
-    labels = read_groundtruth(data).iloc[:n]
+    labels = read_complete_labels(data).iloc[:n]
     names = np.array(class_names(data))
     paths = image_files(data, list(labels.index), image_root)
     columns = min(4, len(paths))
@@ -178,13 +189,12 @@ def fold_positive_rates(data: str | os.PathLike) -> pd.DataFrame:
         fold), rows in descending order of ``all``.
     """
 
-    manifest = read_manifest(data)
-    split = manifest.get("split")
+    split = read_manifest(data).get("split") or found_split(data)
     if not split:
         raise DataError("the data folder has no split yet (run `mlml-tf split` or "
                         "mlml_tf.split first)",
-                        file=Path(data) / "manifest.json")
-    truth = read_groundtruth(data)
+                        file=Path(data) / MANIFEST)
+    truth = read_complete_labels(data)
     ratio = split["ratios"][0]
     rates = {"all": truth.mean(axis=0)}
     for fold in range(1, split["n_folds"] + 1):
@@ -260,7 +270,7 @@ def entry_weight_summary(data: str | os.PathLike, method: str, ratio: float, fol
     """
 
     run = load_run_data(data, RunConfig(method=method, ratio=ratio, fold=fold, **config))
-    complete = read_groundtruth(data).loc[run.train_ids].to_numpy()
+    complete = read_complete_labels(data).loc[run.train_ids].to_numpy()
     zeros = run.train_labels == 0
     weights = np.where(zeros, run.weights, np.nan)
     with warnings.catch_warnings():

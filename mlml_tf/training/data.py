@@ -10,16 +10,16 @@ from pathlib import Path
 
 import numpy as np
 
-from mlml_tf.errors import DataError
+from mlml_tf.files.global_weights import read_global_weights, weights_of_rows
 from mlml_tf.files.layout import (
     GLOBAL_WEIGHTS,
     GROUNDTRUTH,
     data_classes,
-    read_groundtruth,
     run_files,
 )
 from mlml_tf.files.protocols import protocol
-from mlml_tf.files.tables import check_same_table, read_table
+from mlml_tf.files.published import complete_labels_sha256, read_complete_labels
+from mlml_tf.files.tables import read_table
 from mlml_tf.methods.method import RunLabels
 from mlml_tf.methods.registry import method, method_params
 from mlml_tf.settings import RunConfig
@@ -41,10 +41,15 @@ class RunData:
 
 
 def _files_digest(paths: list[Path]) -> str:
+    """The digest of the files a run read. ``groundtruth.csv`` counts by its content, the same
+    whether the file is there or derived from a published folder's test files."""
     h = hashlib.sha256()
     for p in paths:
         h.update(p.name.encode())
-        h.update(hashlib.sha256(p.read_bytes()).digest())
+        if p.name == GROUNDTRUTH:
+            h.update(bytes.fromhex(complete_labels_sha256(p.parent)))
+        else:
+            h.update(hashlib.sha256(p.read_bytes()).digest())
     return h.hexdigest()
 
 
@@ -81,7 +86,7 @@ def load_run_data(data: str | os.PathLike, config: RunConfig,
 
     def groundtruth():
         used.append(data / GROUNDTRUTH)
-        return read_groundtruth(data)
+        return read_complete_labels(data)
 
     def hidden_positives():
         if chosen.original_layout:
@@ -93,14 +98,18 @@ def load_run_data(data: str | os.PathLike, config: RunConfig,
         used.append(first)
         return read_table(first).to_numpy()
 
+    read = {}
+
     def global_weights():
         used.append(data / GLOBAL_WEIGHTS)
-        return global_confidence_weights(data, train, paths["train"])
+        weights, read["global_weights"] = global_confidence_weights(data, train, paths["train"])
+        return weights
 
     labels = RunLabels(train, chosen.original_layout, config, used, groundtruth, hidden_positives,
                        first_fold_labels, global_weights,
                        None if prior is None else Path(prior))
     y, weights, record = method(config.method).targets(labels, run_params(config))
+    record = {**record, **read}
     # NUS-WIDE files name their columns 0..80; the manifest knows the concepts.
     names = data_classes(data)
     pos_weight = record.get("pos_weight")
@@ -118,25 +127,19 @@ def load_run_data(data: str | os.PathLike, config: RunConfig,
 
 
 def global_confidence_weights(data: str | os.PathLike, train,
-                              train_path: str | os.PathLike) -> np.ndarray:
+                              train_path: str | os.PathLike) -> tuple[np.ndarray, dict]:
     """The authors' CB-WCE weights, ``negative_weights_global.csv`` of a published data folder,
-    for the rows of ``train`` (looked up by id).
+    for the rows of ``train`` (looked up by id), and what the run records of the file.
 
-    The file holds one row per image of the filtered set (docs/original.md section 4); its columns
-    must be the training table's and its ids must cover the training ids. The loss uses a weight
-    only where the run's label is 0.
+    The file holds one row per image of the filtered set (docs/original.md section 4); its
+    classes are read by position or by name (:mod:`mlml_tf.files.global_weights`) and its ids
+    must cover the training ids. The loss uses a weight only where the run's label is 0.
     """
 
     path = Path(data) / GLOBAL_WEIGHTS
-    table = read_table(path, "weights")
-    # Columns only: the file has other rows than the training table.
-    check_same_table(train.iloc[:0], Path(train_path), table.iloc[:0], path)
-    rows = table.index.get_indexer(train.index)
-    if (rows < 0).any():
-        missing = train.index[rows < 0]
-        raise DataError(f"training id {missing[0]!r} has no row ({len(missing)} ids missing)",
-                        file=path)
-    return table.to_numpy()[rows]
+    frame, record = read_global_weights(path, list(train.columns), train_path,
+                                        data_classes(data))
+    return weights_of_rows(frame, path, train.index, train_path), record
 
 
 def drop_skipped_images(run_data: RunData, skipped) -> tuple[RunData, dict]:

@@ -140,12 +140,12 @@ def training(method: str, d: DataSet) -> nbformat.NotebookNode:
         ## The data folder
 
         Training rows, test rows and hidden labels of each fold, as the preprocessing notebook
-        wrote them (from the folder's manifest).
+        wrote them (from the folder's manifest), or as the authors published them (counted in
+        their files: a folder of theirs is read as it is, without `groundtruth.csv`).
         """, """
-        from mlml_tf.files.layout import read_manifest
         from mlml_tf.notebook import preprocessing
 
-        preprocessing.split_counts(read_manifest(DATA_DIR))
+        preprocessing.split_counts(DATA_DIR)
         """),
         *step([f"## What {s.label} weighs", s.story, """
         The table shows, for the first fold at the largest ratio, what each class gets: P on
