@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import keras
 import numpy as np
 import pandas as pd
 import pytest
@@ -200,17 +201,32 @@ def run_records(out: Path) -> dict[str, dict]:
             for done in out.glob("*/*/complete.json")}
 
 
+def imagenet_stand_in(include_top=False, weights="imagenet", input_shape=(224, 224, 3), **_):
+    """A small seeded network in place of Inception-ResNet-v2 with its ImageNet weights, which
+    cannot be downloaded here: its feature layer has the name the feature cache reads."""
+    assert not include_top and weights == "imagenet"
+    inputs = keras.Input(input_shape)
+    x = keras.layers.Conv2D(8, 7, strides=16, name="conv_7b",
+                            kernel_initializer=keras.initializers.GlorotUniform(seed=0))(inputs)
+    return keras.Model(inputs, keras.layers.Activation("relu", name="conv_7b_ac")(x),
+                       name="inception_resnet_v2")
+
+
 def test_runs_end_to_end_with_and_without_faithful_and_leave_the_folder_unchanged(
-        published, tmp_path):
+        published, tmp_path, monkeypatch):
     data = published["data"]
     images = write_images(tmp_path / "images", published["labels"].index)
     before = tree_digests(data)
-    common = ["run", "--data", data, "--images", images, "--image-pattern", "{id}.png",
-              "--backbone", "VGG16", "--weights", "none", "--image-size", "32",
-              "--epochs", "1", "--batch-size", "4"]
-    common = [str(a) for a in common]
-    assert main([*common, "--out", str(tmp_path / "cached"), "--methods", "ce", "im-wce",
-                 "cb-wce", "--cb-source", "oracle", "--ratios", "0.75", "--folds", "2"]) == 0
+    common = [str(a) for a in ["run", "--data", data, "--images", images,
+                               "--image-pattern", "{id}.png"]]
+    small = ["--backbone", "VGG16", "--weights", "none", "--image-size", "32", "--epochs", "1",
+             "--batch-size", "4"]
+    assert main([*common, *small, "--out", str(tmp_path / "cached"), "--methods", "ce",
+                 "im-wce", "cb-wce", "--cb-source", "oracle", "--ratios", "0.75",
+                 "--folds", "2"]) == 0
+    # --faithful takes every setting of the original: Inception-ResNet-v2 with ImageNet's
+    # weights at 224 pixels, 20 epochs of batches of 32.
+    monkeypatch.setattr(keras.applications, "InceptionResNetV2", imagenet_stand_in)
     assert main([*common, "--out", str(tmp_path / "faithful"), "--methods", "cb-wce",
                  "--ratios", "0.25", "--folds", "1", "--faithful"]) == 0
     assert tree_digests(data) == before, "the data folder is left as it was, byte for byte"
@@ -229,6 +245,8 @@ def test_runs_end_to_end_with_and_without_faithful_and_leave_the_folder_unchange
     assert extra["config"]["cb_source"] == "file", "--faithful takes the authors' file"
     assert extra["global_weights"] == {"file": GLOBAL_WEIGHTS, "columns": BY_POSITION,
                                        "rows": 4 * ROWS_PER_FOLD}
+    assert [r["faithful"] for r in faithful.values()] == [True]
+    assert [r["faithful"] for r in cached.values()] == [False] * 3
 
 
 # ----------------------------------------------------------------- the authors' weight file
