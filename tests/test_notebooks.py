@@ -46,6 +46,8 @@ RATIOS, FOLDS = [0.0, 0.5], [1, 2]
 # Small and fast: a random MobileNetV2 on 32 x 32 images, one epoch.
 FAST = {"BACKBONE": "MobileNetV2", "WEIGHTS": None, "IMAGE_SIZE": 32, "EPOCHS": 1,
         "BATCH_SIZE": 4, "RATIOS": RATIOS, "FOLDS": FOLDS}
+#: The training notebooks each chain runs (the results notebook reads all three: COCO's).
+TRAINED = {"coco": ("CE", "IM-WCE", "CB-WCE"), "nuswide": ("CB-WCE",)}
 DATASETS = {
     "coco": {"file": "MSCOCO", "slug": "mscoco"},
     "nuswide": {"file": "NUSWIDE", "slug": "nuswide"},
@@ -334,12 +336,13 @@ class Chain:
                          MIN_LABELS=2, FOLDS=2, RATIOS=RATIOS, FIGURES=str(self.figures))
 
     def trained(self) -> dict[str, nbformat.NotebookNode]:
-        """The three training notebooks, run after the preprocessing one, by method."""
+        """The training notebooks, run after the preprocessing one, by method: the three for
+        COCO; for NUS-WIDE CB-WCE's, the other two being the same story with another method."""
         self.prepared()
         images = self.raw["images"] if self.dataset == "coco" else self.raw["root"]
         return {method: self._run(f"{method}-{self.file}", **FAST, DATA_DIR=str(self.data),
                                   IMAGES=str(images), OUT=str(self.runs))
-                for method in ("CE", "IM-WCE", "CB-WCE")}
+                for method in TRAINED[self.dataset]}
 
     def reported(self) -> nbformat.NotebookNode:
         """The results notebook, run after the training ones."""
@@ -395,12 +398,13 @@ def test_training_notebooks_train_every_ratio_and_fold(chains, dataset):
     chain = chains[dataset]
     executed = chain.trained()
     runs = collect_runs(chain.runs)
-    assert len(runs) == len(PAPER_METHODS) * len(RATIOS) * len(FOLDS)
-    assert set(runs["method"]) == set(PAPER_METHODS) and set(runs["layout"]) == {"mlml-tf"}
+    methods = {m.lower() for m in TRAINED[dataset]}
+    assert len(runs) == len(methods) * len(RATIOS) * len(FOLDS)
+    assert set(runs["method"]) == methods and set(runs["layout"]) == {"mlml-tf"}
     assert sorted(set(runs["ratio"])) == RATIOS and sorted(set(runs["fold"])) == FOLDS
     scores = runs[["recall_micro", "precision_micro", "f1_micro", "roc_auc_micro"]].to_numpy()
     assert np.isfinite(scores).all() and ((scores >= 0) & (scores <= 1)).all()
-    # the three training notebooks share one feature cache
+    # the training notebooks share one feature cache
     caches = [p for p in (chain.runs / "features").iterdir() if p.is_dir()]
     assert len(caches) == 1
     for nb in executed.values():
@@ -409,7 +413,7 @@ def test_training_notebooks_train_every_ratio_and_fold(chains, dataset):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("dataset", list(DATASETS))
+@pytest.mark.parametrize("dataset", ["coco"])
 def test_results_notebook_draws_the_figures_and_the_table(chains, dataset):
     chain = chains[dataset]
     chain.reported()
