@@ -57,15 +57,17 @@ def faithful_options(options: GridOptions, data: str | os.PathLike) -> GridOptio
     original), P from fold 1's complete labels, CB-WCE weights counted over the complete labels
     of the whole set (the authors' ``negative_weights_global.csv`` when the data folder has
     it), floor(N1 / 32) steps per epoch over a repeating stream through a shuffle buffer of 100,
-    and the test rows predicted in full batches of that shuffled stream, the rest scored as
-    zeros. The learning rate stays as given: the original's constant 0.1 is the default.
+    JPEG images decoded as Pillow and OpenCV decoded them, and the test rows predicted in full
+    batches of that shuffled stream, the rest scored as zeros, the rows of images left out
+    counted as the original counted them. The learning rate stays as given: the original's
+    constant 0.1 is the default.
     """
     published = (Path(data) / GLOBAL_WEIGHTS).exists()
     return dataclasses.replace(
         options, faithful_batch_norm=True, loss_input="original",
         pos_weight_source="original", cb_source="file" if published else "oracle",
         steps_per_epoch="original", shuffle_buffer=ORIGINAL_SHUFFLE_BUFFER,
-        faithful_scoring=True,
+        faithful_scoring=True, faithful_test_count=True, jpeg_idct="accurate",
     )
 
 
@@ -118,7 +120,8 @@ def _image_runs(data: str | os.PathLike, options: GridOptions, verbose: int | st
     nuswide = nuswide_folder(data)
     settings = {"backbone": options.backbone, "weights": options.weights, "hub": options.hub,
                 "image_size": options.image_size, "scaling": options.scaling,
-                "resize": options.resize, "rgb_only": nuswide and not options.keep_grayscale}
+                "resize": options.resize, "rgb_only": nuswide and not options.keep_grayscale,
+                "jpeg_idct": options.jpeg_idct}
 
     def on_images(config: RunConfig, run_data):
         def train(run_dir):
