@@ -54,6 +54,13 @@ SCALINGS: tuple[str, ...] = ("imagenet", "inception")
 RESIZES: tuple[str, ...] = ("skimage", "bilinear", "antialias")
 #: The resizes a saved model of one's own data can do with Keras' own ``Resizing`` layer.
 OWN_RESIZES: tuple[str, ...] = ("antialias", "bilinear")
+#: How the feature cache stores the backbone's output: float16 (11 significant bits, half the
+#: file and memory) or float32, as the backbone computed it.
+FEATURE_DTYPES: tuple[str, ...] = ("float16", "float32")
+#: The inverse DCT of TensorFlow's JPEG decoder: its default (libjpeg's fast integer IDCT), or
+#: libjpeg's accurate integer IDCT, whose pixels are those of Pillow and OpenCV, the original's
+#: decoders (docs/original.md section 5).
+JPEG_IDCTS: tuple[str, ...] = ("fast", "accurate")
 #: Heads: "original" flattens the feature map (38,400 inputs for Inception-ResNet-v2 at 224);
 #: "gap" averages it over space first (1,536 inputs), then the same dense stack.
 HEADS: tuple[str, ...] = ("original", "gap")
@@ -339,6 +346,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("faithful_scoring", False, "score as the original: test rows in full batches of a "
            "stream shuffled with a buffer of 100, the last N mod 32 left at zero", bool,
            flag=True, scopes=("run", "grid"), commands=("run",), faithful=True),
+    Option("faithful_test_count", False, "with --faithful-scoring, count the test rows whose "
+           "image was left out as the original did: the arrays hold every row of the test "
+           "file, 32 floor(N / 32) of them are predicted from the images there are (a second "
+           "pass when they are fewer), the rest scored as zeros", bool, flag=True,
+           scopes=("run", "grid"), commands=("run",), digest_default=True, faithful=True),
     Option("mixed_precision", False, "heads compute in float16 on float32 variables (GPUs "
            "with tensor cores); off by default, the paper's arithmetic is float32", bool,
            flag=True, scopes=("run", "grid"), commands=("run",), digest_default=True,
@@ -376,6 +388,15 @@ OPTIONS: tuple[Option, ...] = (
     Option("resize", "skimage", "skimage (default): skimage's anti-aliased resize, as the "
            "original; bilinear: TensorFlow's plain bilinear resize, about twice as fast",
            choices=RESIZES[:2], scopes=("grid",), commands=("run",), faithful="skimage"),
+    Option("jpeg_idct", "fast", "fast (default): TensorFlow's JPEG decoder as it comes; "
+           "accurate: libjpeg's accurate inverse DCT, pixel for pixel what Pillow and OpenCV, "
+           "the original's decoders, give", choices=JPEG_IDCTS, scopes=("grid",),
+           commands=("run",), faithful="accurate"),
+    Option("feature_dtype", "float16", "how the feature cache stores the backbone's output: "
+           "float16 (default; half the file and memory) or float32, as computed",
+           choices=FEATURE_DTYPES, scopes=("grid", "fit"), commands=("run", "train", "demo"),
+           # --faithful runs the backbone at every step: no feature cache, either way.
+           faithful=ANY),
     Option("keep_grayscale", False, "NUS-WIDE: keep the images not stored as RGB (grayscale, "
            "CMYK), which the original's preprocessing could not read and left out", bool,
            flag=True, scopes=("grid",), commands=("run",), faithful=False),

@@ -744,6 +744,11 @@ ARGPARSE_ERRORS = [
     (["run", "--data", "{data}", "--out", "{out}", "--backup-minutes", "-1"], "0 or more"),
     (["run", "--data", "{data}", "--out", "{out}", "--backup-minutes", "inf"], "0 or more"),
     (["run", "--data", "{data}", "--out", "{out}", "--jit-compile", "yes"], "invalid choice"),
+    (["run", "--data", "{data}", "--out", "{out}", "--feature-dtype", "float64"],
+     "invalid choice: 'float64'"),
+    (["run", "--data", "{data}", "--out", "{out}", "--jpeg-idct", "float"],
+     "invalid choice: 'float'"),
+    (["demo", "--out", "{out}", "--feature-dtype", "half"], "invalid choice: 'half'"),
     (["run", "--data", "{data}"], "required: --out"),
     ([], "required: command"),
 ]

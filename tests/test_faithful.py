@@ -34,7 +34,7 @@ from mlml_tf.settings import options as settings_options
 from mlml_tf.training.data import load_run_data
 from mlml_tf.training.optimizer import adadelta
 from mlml_tf.training.record import is_complete
-from mlml_tf.training.runs import train_run
+from mlml_tf.training.runs import scored_test_rows, train_run
 from mlml_tf.training.schedule import batch_rows, buffer_shuffle_order, original_steps_per_epoch
 
 PUBLISHED = ("train", "negative_weights", "positive_weights", "test")
@@ -438,6 +438,67 @@ def test_faithful_scoring_leaves_the_last_test_rows_at_zero(small_grid, tmp_path
     assert not (truth[:kept] == test[:kept]).all(), "the scored rows follow the shuffled stream"
 
 
+def test_faithful_test_count_counts_the_rows_whose_image_was_left_out():
+    # NUS-WIDE (docs/original.md section 5): the original's arrays held a row per line of the
+    # test file, images that failed to load included, while its stream carried only the
+    # others; B floor(N / B) rows were filled from that stream, the rest stayed zero.
+    rng = np.random.default_rng(0)
+    labels = (rng.random((40, 3)) < 0.5).astype(np.int64)
+    calls = []
+
+    def predict(idx):
+        calls.append(np.asarray(idx))
+        return (idx[:, None] + 1.0) / 100 * np.ones((1, 3))
+
+    count = RunConfig(method="ce", ratio=0.0, fold=1, batch_size=16, faithful_scoring=True,
+                      faithful_test_count=True)
+    plain = RunConfig(method="ce", ratio=0.0, fold=1, batch_size=16, faithful_scoring=True)
+    # 40 rows with an image and 5 without: 45 rows scored, 32 predicted, 13 zero.
+    prob, truth = scored_test_rows(predict, labels, count, left_out=5)
+    assert prob.shape == truth.shape == (45, 3)
+    order = calls[-1]
+    assert len(order) == 32 == len(set(order.tolist()))
+    np.testing.assert_array_equal(truth[:32], labels[order])
+    assert not prob[32:].any() and not truth[32:].any()
+    # Without the count, 40 rows (as before): the same shuffled order, 8 zero.
+    prob_plain, truth_plain = scored_test_rows(predict, labels, plain, left_out=5)
+    assert prob_plain.shape == (40, 3) and not truth_plain[32:].any()
+    np.testing.assert_array_equal(calls[-1], order)
+    np.testing.assert_array_equal(
+        order, buffer_shuffle_order(40, 100, [0, 1])[:32])
+    # 20 rows with an image and 14 without: 32 predicted, a second pass for the last 12.
+    prob, truth = scored_test_rows(predict, labels[:20], count, left_out=14)
+    order = calls[-1]
+    assert prob.shape == (34, 3) and len(order) == 32
+    assert sorted(order[:20].tolist()) == list(range(20)) and len(set(order[20:])) == 12
+    assert not np.array_equal(order[20:], order[:12]), "the second pass is shuffled anew"
+    # Without faithful scoring nothing changes: every row, in file order.
+    default = RunConfig(method="ce", ratio=0.0, fold=1, faithful_test_count=True)
+    prob, truth = scored_test_rows(predict, labels, default, left_out=5)
+    assert truth is labels and calls[-1].tolist() == list(range(40))
+    with pytest.raises(DataError, match="none of the 40 test rows"):
+        scored_test_rows(predict, labels[:0], count, left_out=40)
+
+
+def test_a_run_scores_the_test_rows_of_images_left_out_as_the_original(small_grid, tmp_path):
+    from mlml_tf.features.cache import build_feature_cache
+
+    root, labels, cache = small_grid
+    test = read_run_labels(root / "data", 0.5, 1)["test"]
+    gone = list(test.index[:7])
+    kept = [i for i in cache.ids if i not in gone]
+    x = cache.read(cache.rows_of(kept))
+    partial = build_feature_cache(tmp_path / "cache", kept, lambda: iter([x]), lambda b: b,
+                                  {"backbone": "projection"}, skipped=gone, progress=False)
+    config = RunConfig(method="ce", ratio=0.5, fold=1, epochs=1, batch_size=16,
+                       faithful_scoring=True, faithful_test_count=True)
+    train_run(root / "data", partial, tmp_path / "run", config, verbose=0)
+    truth = np.loadtxt(tmp_path / "run" / "test_ground_truth_classes.txt", delimiter=",")
+    n = len(test)
+    assert len(truth) == n, "one row per line of the test file, as the original"
+    assert not truth[n - n % 16:].any() and (truth[: n - n % 16].sum(axis=1) > 0).any()
+
+
 def metrics_classes(run_dir):
     return json.loads((run_dir / "metrics.json").read_text())["classes"]
 
@@ -450,6 +511,7 @@ def test_faithful_options_undo_every_departure(small_grid, tmp_path):
     assert options.cb_source == "oracle" and options.steps_per_epoch == "original"
     assert options.shuffle_buffer == 100 and options.learning_rate == 0.1
     assert options.lr_schedule == "constant"
+    assert options.faithful_test_count and options.jpeg_idct == "accurate"
     (tmp_path / GLOBAL_WEIGHTS).write_text("")
     assert faithful_options(GridOptions(), tmp_path).cb_source == "file"
 

@@ -4,6 +4,7 @@ NUS-WIDE images its preprocessing could not read (grayscale among them) left out
 
 import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,7 +19,12 @@ from mlml_tf.errors import DataError  # noqa: E402
 from mlml_tf.features.checks import non_rgb_images  # noqa: E402
 from mlml_tf.features.dataset import image_dataset  # noqa: E402
 from mlml_tf.features.extract import build_image_cache, cache_for_data_folder  # noqa: E402
-from mlml_tf.features.images import IMAGENET_MEAN, IMAGENET_STD, resize_image  # noqa: E402
+from mlml_tf.features.images import (  # noqa: E402
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    decode_image,
+    resize_image,
+)
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "camera")  # camera is grayscale
 # (height, width): the paper's input, small ones (strong shrinking), and one enlargement.
@@ -109,6 +115,53 @@ def test_rgb_only_leaves_out_and_lists_grayscale_and_keeps_it_without(folder):
 
 def extractor(batch, training=False):
     return batch[:, ::4, ::4, :]
+
+
+def pillow_pixels(path) -> np.ndarray:
+    """What the original's NUS-WIDE reader (matplotlib, that is Pillow) decoded, as RGB."""
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"))
+
+
+@pytest.mark.parametrize("quality", [75, 95])
+@pytest.mark.parametrize("name", ["astronaut", "coffee", "chelsea", "camera"])
+def test_accurate_jpeg_decoding_gives_pillows_pixels(name, quality, tmp_path):
+    # benchmarks/bench_jpeg.py: the fast IDCT moves 85 % of the pixels of skimage's
+    # photographs, by up to 18 levels; the accurate one none.
+    path = tmp_path / f"{name}.jpg"
+    Image.fromarray(getattr(skdata, name)()).save(path, quality=quality)
+    data = tf.constant(path.read_bytes())
+    accurate = decode_image(data, "accurate").numpy()
+    np.testing.assert_array_equal(accurate, pillow_pixels(path))
+    fast = decode_image(data).numpy()
+    assert fast.shape == accurate.shape and 0 < np.abs(fast.astype(int) - accurate).max() < 32
+    png = tmp_path / f"{name}.png"
+    Image.fromarray(getattr(skdata, name)()).save(png)
+    np.testing.assert_array_equal(decode_image(tf.constant(png.read_bytes()), "accurate"),
+                                  decode_image(tf.constant(png.read_bytes())))
+    with pytest.raises(DataError, match="JPEG IDCT 'float'"):
+        decode_image(data, "float")
+
+
+def test_shipped_jpegs_decode_as_pillow_decodes_them(folder):
+    for name in ("rocket.jpg", "hubble_deep_field.jpg"):  # 4:4:4, as their makers saved them
+        path = Path(skdata.__file__).parent / name
+        np.testing.assert_array_equal(
+            decode_image(tf.constant(path.read_bytes()), "accurate"), pillow_pixels(path))
+    # Kept with --keep-grayscale: decoded to RGB either way.
+    cmyk = tf.constant((folder / "cmyk.jpg").read_bytes())
+    assert decode_image(cmyk, "accurate").shape == decode_image(cmyk).shape == (400, 600, 3)
+
+
+def test_a_cache_decoded_otherwise_is_rebuilt_and_named_so(folder, tmp_path):
+    ids, paths = ["rgb"], [str(folder / "rgb.jpg")]
+    fast = build_image_cache(tmp_path / "fast", ids, paths, extractor, {}, (16, 16),
+                             progress=False)
+    accurate = build_image_cache(tmp_path / "fast", ids, paths, extractor, {}, (16, 16),
+                                 jpeg_idct="accurate", progress=False)
+    assert "jpeg_idct" not in fast.settings, "the default keeps the settings of older caches"
+    assert accurate.settings["jpeg_idct"] == "accurate"
+    assert not np.array_equal(fast.read(np.arange(1)), accurate.read(np.arange(1)))
 
 
 def test_cache_lists_what_it_left_out_and_why(folder, tmp_path):

@@ -6,10 +6,17 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 
 from mlml_tf import DataError
 from mlml_tf.apps.figures import plot_metric_boxplots, plot_true_positives
-from mlml_tf.apps.tables import PAPER_METRICS, collect_runs, format_table_markdown, summary_table
+from mlml_tf.apps.tables import (
+    PAPER_METRICS,
+    TABLE_METRICS,
+    collect_runs,
+    format_table_markdown,
+    summary_table,
+)
 from mlml_tf.methods.registry import PAPER_METHODS
 from mlml_tf.metrics.report import per_class_report
 from mlml_tf.metrics.scores import SCORE_KEYS, evaluate, mean_average_precision
@@ -240,6 +247,10 @@ def test_figures_are_written_as_png_and_pdf(tmp_path):
     assert all(p.stat().st_size > 1000 for p in paths)
     again = plot_metric_boxplots(df, tmp_path / "figures" / "again")
     assert again[1].read_bytes() == paths[1].read_bytes()
+    # The paper's four panels by default; mAP's fifth on request.
+    with_map = plot_metric_boxplots(df, tmp_path / "figures" / "map", TABLE_METRICS)
+    widths = [Image.open(p[0]).size[0] for p in (paths, with_map)]
+    assert 1.15 < widths[1] / widths[0] < 1.35
 
     paths = plot_true_positives(df, tmp_path / "figures" / "figure3", ratio=0.5, top=4)
     assert [p.name for p in paths] == ["figure3.png", "figure3.pdf"]

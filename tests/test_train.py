@@ -61,6 +61,41 @@ def test_cache_round_trip_and_settings_check(data_and_cache, tmp_path):
         other.rows_of(["nope"])
 
 
+def test_a_float32_cache_keeps_the_features_and_trains_apart_from_the_float16_one(
+        data_and_cache, tmp_path):
+    from mlml_tf.features.cache import cache_key, dtype_settings
+    from mlml_tf.training.record import run_digest
+    from mlml_tf.training.stream import training_stream
+
+    root, cache, x = data_and_cache
+    settings = {"backbone": "projection", "seed": 0}
+    wide = build_feature_cache(tmp_path / "c32", cache.ids, lambda: iter([x]), lambda b: b,
+                               settings=settings, progress=False, dtype="float32")
+    rows = np.array([5, 0, 200])
+    np.testing.assert_array_equal(wide.read(rows), x[rows])
+    assert wide.dtype == np.float32 and wide.read_stored(rows).dtype == np.float32
+    assert wide.nbytes() == 2 * cache.nbytes() and wide.settings["feature_dtype"] == "float32"
+    assert cache.dtype == np.float16 and "feature_dtype" not in cache.settings
+    assert np.abs(cache.read(rows) - x[rows]).max() > 0, "float16 rounds"
+    # The default leaves the settings, the cache's folder name and the runs' digests as they
+    # were before the choice existed; float32 changes all three.
+    assert dtype_settings() == {} and cache_key(settings) != cache_key(
+        {**settings, **dtype_settings("float32")})
+    config = RunConfig(method="ce", ratio=0.5, fold=1, epochs=1, batch_size=16)
+    run_data = load_run_data(root / "data", config)
+    assert run_digest(config, run_data, cache) != run_digest(config, run_data, wide)
+    _, _, held = training_stream(wide, rows, 2, 0, lambda: 0, in_memory=True)
+    assert held.dtype == np.float32
+    config = dataclasses.replace(config, epochs=3, learning_rate=1.0)
+    for features, name in ((cache, "16"), (wide, "32")):
+        train_run(root / "data", features, tmp_path / name, config, verbose=0)
+    narrow, full = (np.loadtxt(tmp_path / name / "predictions.out", delimiter=",")
+                    for name in ("16", "32"))
+    assert 0 < np.abs(narrow - full).max() < 1e-3, "float16's rounding moves them, a little"
+    with pytest.raises(DataError, match="feature dtype 'float64'"):
+        dtype_settings("float64")
+
+
 @pytest.mark.parametrize("method", ["ce", "im-wce", "cb-wce"])
 def test_entry_weights_of_each_method(data_and_cache, method):
     root, _, _ = data_and_cache

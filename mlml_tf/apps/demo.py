@@ -18,7 +18,7 @@ from mlml_tf.apps.grid import grid_cells, run_cells
 from mlml_tf.apps.tables import collect_runs, format_table_markdown, summary_table
 from mlml_tf.datasets.digits import CANVAS, CLASS_NAMES, MAX_DIGITS, MIN_DIGITS, write_digit_dataset
 from mlml_tf.features.backbones import feature_extractor
-from mlml_tf.features.cache import cache_key
+from mlml_tf.features.cache import DEFAULT_DTYPE, cache_key, dtype_settings
 from mlml_tf.features.extract import build_image_cache
 from mlml_tf.files.atomic import write_bytes_atomic
 from mlml_tf.files.layout import image_files, read_groundtruth
@@ -60,14 +60,14 @@ QUICK = DemoSettings(n_images=320, pretrain_copies=2, pretrain_epochs=4, ratios=
                      folds=(1,), epochs=10)
 
 
-def _feature_cache(out: Path, data: Path, backbone, backbone_info: dict):
+def _feature_cache(out: Path, data: Path, backbone, backbone_info: dict, dtype: str):
     ids = list(read_groundtruth(data).index)
     paths = image_files(data, ids, data)
     extractor = feature_extractor(backbone, input_shape=(CANVAS, CANVAS, 3))
     settings = {"backbone": BACKBONE_NAME, "weights_sha256": backbone_info["weights_sha256"]}
     return build_image_cache(out / "features", ids, paths, extractor, settings,
                              image_size=(CANVAS, CANVAS), scaling=SCALING, batch_size=256,
-                             progress=False)
+                             progress=False, dtype=dtype)
 
 
 def _flat_summary(table):
@@ -107,7 +107,8 @@ COMPARISON = ((PAPER.name, 0.5), (RPS.name, 0.5), (SINGLE_POSITIVE.name, None))
 
 def run_demo(out: str | os.PathLike = "demo_out", quick: bool = False, seed: int = 0,
              settings: DemoSettings | None = None,
-             methods: Sequence[str] | str | None = None) -> dict:
+             methods: Sequence[str] | str | None = None,
+             feature_dtype: str = DEFAULT_DTYPE) -> dict:
     """Run the whole protocol offline on digit mosaics and write its table and figures.
 
     Steps: write the data set and its folds to ``out/data``; pretrain (or reuse) the backbone,
@@ -125,6 +126,8 @@ def run_demo(out: str | os.PathLike = "demo_out", quick: bool = False, seed: int
             paper's three, under each protocol of :data:`COMPARISON` on every fold, and
             ``out/methods.md``, ``out/methods.csv`` and ``out/figure_methods.png`` (and PDF)
             show mAP and micro F1 of each (mean ± std over folds).
+        feature_dtype: how the feature cache stores the features, "float16" (the default) or
+            "float32" (:func:`mlml_tf.features.cache.dtype_settings`).
 
     Returns:
         A dict: ``table`` (summary DataFrame), ``markdown``, ``runs`` (one row per run),
@@ -158,13 +161,14 @@ def run_demo(out: str | os.PathLike = "demo_out", quick: bool = False, seed: int
     backbone, backbone_info = pretrained_backbone(out, settings.pretrain_copies,
                                                   settings.pretrain_epochs, seed)
     lap("backbone")
-    cache = _feature_cache(out, data, backbone, backbone_info)
+    cache = _feature_cache(out, data, backbone, backbone_info, feature_dtype)
     log.info("features: %d images x %s -> %s", len(cache), cache.shape, cache.folder)
     lap("features")
 
     # One folder per settings and seed: an experiment folder holding runs of other settings
     # would leave collect_runs to pick among them.
-    runs_dir = out / "runs" / f"{mode}-seed{seed}-{cache_key(dataclasses.asdict(settings))[:8]}"
+    key = cache_key({**dataclasses.asdict(settings), **dtype_settings(feature_dtype)})
+    runs_dir = out / "runs" / f"{mode}-seed{seed}-{key[:8]}"
     cells = grid_cells(PAPER_METHODS, settings.ratios, settings.folds)
     overrides = {"batch_size": settings.batch_size, "learning_rate": settings.learning_rate,
                  "head": settings.head, "seed": seed, "cb_source": settings.cb_source}

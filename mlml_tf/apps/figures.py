@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from mlml_tf.apps.tables import (
-    TABLE_METRICS,
+    PAPER_METRICS,
     _method_rank,
     _protocol_rank,
     _ratio_rank,
@@ -58,7 +58,7 @@ def _legend_handles(methods: list[str]):
 
 
 def plot_metric_boxplots(
-    df: pd.DataFrame, out_stem: str | os.PathLike, metrics: Sequence[str] = TABLE_METRICS
+    df: pd.DataFrame, out_stem: str | os.PathLike, metrics: Sequence[str] = PAPER_METRICS
 ) -> list[Path]:
     """Figures 1 and 2 of the paper: one box plot per metric, x = ratio, hue = method.
 
@@ -68,8 +68,9 @@ def plot_metric_boxplots(
     Args:
         df: runs as :func:`collect_runs` returns them.
         out_stem: path without extension; ``<out_stem>.png`` and ``<out_stem>.pdf`` are written.
-        metrics: one panel each, default mAP, then the paper's recall, precision, F1 and
-            ROC-AUC (micro); ``PAPER_METRICS`` draws the paper's four alone.
+        metrics: one panel each, default the paper's four: recall, precision, F1 and ROC-AUC
+            (micro); ``TABLE_METRICS`` adds a panel of mAP first, which the paper did not
+            draw.
 
     Returns:
         The written paths, PNG then PDF.

@@ -62,8 +62,10 @@ def faithful_options(options: GridOptions, data: str | os.PathLike,
     original), P from fold 1's complete labels, CB-WCE weights counted over the complete labels
     of the whole set (the authors' ``negative_weights_global.csv`` when the data folder has
     it), floor(N1 / 32) steps per epoch over a repeating stream through a shuffle buffer of 100,
-    and the test rows predicted in full batches of that shuffled stream, the rest scored as
-    zeros. ``given``: options a person gave, which count as set even at their default.
+    JPEG images decoded as Pillow and OpenCV decoded them, and the test rows predicted in full
+    batches of that shuffled stream, the rest scored as zeros, the rows of images left out
+    counted as the original counted them. ``given``: options a person gave, which count as set
+    even at their default.
 
     Raises:
         DataError: an option set to a value that departs from the original's (``--resize
@@ -136,7 +138,8 @@ def _image_runs(data: str | os.PathLike, options: GridOptions, verbose: int | st
     nuswide = nuswide_folder(data)
     settings = {"backbone": options.backbone, "weights": options.weights, "hub": options.hub,
                 "image_size": options.image_size, "scaling": options.scaling,
-                "resize": options.resize, "rgb_only": nuswide and not options.keep_grayscale}
+                "resize": options.resize, "rgb_only": nuswide and not options.keep_grayscale,
+                "jpeg_idct": options.jpeg_idct}
 
     def on_images(config: RunConfig, run_data):
         def train(run_dir):

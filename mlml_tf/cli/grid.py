@@ -49,7 +49,8 @@ def _demo(args: argparse.Namespace) -> int:
     methods = args.methods
     if methods and "all" in methods:
         methods = "all"
-    mlml_tf.run_demo(out=args.out, quick=args.quick, seed=args.seed, methods=methods)
+    mlml_tf.run_demo(out=args.out, quick=args.quick, seed=args.seed, methods=methods,
+                     feature_dtype=args.feature_dtype)
     return 0
 
 

@@ -55,6 +55,7 @@ def image_dataset(
     num_parallel_calls: int = tf.data.AUTOTUNE,
     resize: str = "skimage",
     rgb_only: bool = False,
+    jpeg_idct: str = "fast",
 ) -> ImageSet:
     """A batched, prefetched ``tf.data.Dataset`` of scaled images, with labels and weights.
 
@@ -84,6 +85,8 @@ def image_dataset(
         resize: ``"skimage"`` (the original's) or ``"bilinear"``, see :func:`resize_image`.
         rgb_only: leave out the images not stored as RGB (grayscale, CMYK, ...), as the
             original did for NUS-WIDE; ``False`` keeps them, converted to RGB.
+        jpeg_idct: "fast" (TensorFlow's default) or "accurate" (Pillow's and OpenCV's pixels),
+            see :func:`decode_image`.
 
     Returns:
         An :class:`ImageSet`; its ``dataset`` yields ``images``, ``(images, labels)`` or
@@ -145,7 +148,7 @@ def image_dataset(
         dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
 
     def load(path, *rest):
-        image = load_image(path, image_size, scaling, resize)
+        image = load_image(path, image_size, scaling, resize, jpeg_idct)
         return (image, *rest) if rest else image
 
     dataset = dataset.map(load, num_parallel_calls=num_parallel_calls)

@@ -17,8 +17,9 @@ from mlml_tf.features.backbones import (
     feature_extractor,
     inference_function,
 )
-from mlml_tf.features.cache import FeatureCache, build_feature_cache, cache_key
+from mlml_tf.features.cache import FeatureCache, build_feature_cache, cache_key, dtype_settings
 from mlml_tf.features.dataset import image_dataset
+from mlml_tf.features.images import jpeg_settings
 from mlml_tf.files.layout import data_set, image_files
 from mlml_tf.files.published import read_complete_labels
 
@@ -38,6 +39,8 @@ def build_image_cache(
     progress: bool = True,
     resize: str = "skimage",
     rgb_only: bool = False,
+    jpeg_idct: str = "fast",
+    dtype: str = "float16",
 ) -> FeatureCache:
     """Run ``extractor`` (a frozen backbone, inference mode) once over the images of ``ids``.
 
@@ -45,13 +48,16 @@ def build_image_cache(
     it is left out of the cache and listed under ``skipped`` in its manifest, its reason under
     ``skip_reasons``. With ``rgb_only`` the images not stored as RGB are left out and listed
     the same way (the original's NUS-WIDE preprocessing, docs/original.md section 5). ``resize`` and
-    ``rgb_only`` are among the cache's settings: a cache made otherwise is rebuilt, not reused.
+    ``rgb_only`` are among the cache's settings: a cache made otherwise is rebuilt, not reused;
+    so are ``jpeg_idct`` (:func:`mlml_tf.features.images.decode_image`) and ``dtype``
+    (:func:`mlml_tf.features.cache.dtype_settings`) where they are not the default, so that the
+    caches made before they could be chosen keep their settings.
     """
 
     ids = [str(i) for i in ids]
     images = image_dataset(paths, image_size=tuple(image_size), scaling=scaling,
                            batch_size=batch_size, skip_bad=skip_bad, resize=resize,
-                           rgb_only=rgb_only)
+                           rgb_only=rgb_only, jpeg_idct=jpeg_idct)
     kept = [ids[i] for i in images.indices]
     reasons = {ids[bad.index]: bad.reason for bad in images.skipped}
     skipped = sorted(reasons)
@@ -70,9 +76,10 @@ def build_image_cache(
             return extractor(batch, training=False)
 
     settings = dict(settings, image_size=list(image_size), scaling=scaling, resize=resize,
-                    rgb_only=rgb_only, skipped=len(skipped))
+                    rgb_only=rgb_only, skipped=len(skipped), **jpeg_settings(jpeg_idct))
     return build_feature_cache(cache_dir, kept, lambda: iter(images.dataset), extract, settings,
-                               skipped=skipped, skip_reasons=reasons, progress=progress)
+                               skipped=skipped, skip_reasons=reasons, progress=progress,
+                               dtype=dtype)
 
 
 def nuswide_folder(data: str | os.PathLike) -> bool:
@@ -106,7 +113,8 @@ def cache_for_data_folder(data: str | os.PathLike, cache_root: str | os.PathLike
     nuswide = nuswide_folder(data)
     rgb_only = nuswide and not options.keep_grayscale
     full = dict(settings, image_size=list(size), scaling=options.scaling, resize=resize,
-                rgb_only=rgb_only)
+                rgb_only=rgb_only, **jpeg_settings(options.jpeg_idct),
+                **dtype_settings(options.feature_dtype))
     folder = Path(cache_root) / cache_key(dict(full, ids=len(ids)))
     paths = image_files(data, ids, options.images, options.image_pattern)
     model = []
@@ -124,4 +132,5 @@ def cache_for_data_folder(data: str | os.PathLike, cache_root: str | os.PathLike
     return build_image_cache(folder, ids, paths, extractor, settings, size, options.scaling,
                              batch_size=max(options.batch_size, 32),
                              skip_bad=options.skip_bad_images or nuswide, resize=resize,
-                             rgb_only=rgb_only)
+                             rgb_only=rgb_only, jpeg_idct=options.jpeg_idct,
+                             dtype=options.feature_dtype)

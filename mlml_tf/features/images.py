@@ -6,7 +6,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from mlml_tf.errors import DataError
-from mlml_tf.settings import RESIZES, SCALINGS
+from mlml_tf.settings import JPEG_IDCTS, RESIZES, SCALINGS
 
 #: The original's scaling, (x / 255 - mean) / std with ImageNet statistics (docs/original.md section
 #: 5).
@@ -15,9 +15,8 @@ IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
-
-
-
+#: TensorFlow's names of the inverse DCTs of :data:`mlml_tf.settings.JPEG_IDCTS`.
+_DCT_METHODS = {"fast": "", "accurate": "INTEGER_ACCURATE"}
 
 
 def scale_images(x, mode: str = "imagenet") -> tf.Tensor:
@@ -117,22 +116,44 @@ def _skimage_taps(n: tf.Tensor, size: int) -> tuple[tf.Tensor, tf.Tensor]:
     return tf.where(index >= n, period - index, index), weight
 
 
-def decode_image(data) -> tf.Tensor:
+def decode_image(data, jpeg_idct: str = "fast") -> tf.Tensor:
     """The (height, width, 3) uint8 pixels of an encoded image file's bytes (JPEG, PNG, GIF,
-    BMP; always 3 channels, the first frame of an animation), tf.data-ready."""
+    BMP; always 3 channels, the first frame of an animation), tf.data-ready.
 
-    image = tf.io.decode_image(data, channels=3, expand_animations=False)
+    ``jpeg_idct``: "fast", TensorFlow's default JPEG decoding (libjpeg's fast integer inverse
+    DCT), or "accurate", libjpeg's accurate one, whose pixels are bit for bit those of Pillow
+    and OpenCV (``benchmarks/bench_jpeg.py``), the decoders of the original's NUS-WIDE and COCO
+    images. Other formats decode the same either way.
+    """
+
+    if jpeg_idct not in JPEG_IDCTS:
+        raise DataError(f"unknown JPEG IDCT {jpeg_idct!r}: choose one of {list(JPEG_IDCTS)}")
+    if jpeg_idct == "fast":
+        image = tf.io.decode_image(data, channels=3, expand_animations=False)
+    else:
+        image = tf.cond(
+            tf.io.is_jpeg(data),
+            lambda: tf.io.decode_jpeg(data, channels=3, dct_method=_DCT_METHODS[jpeg_idct]),
+            lambda: tf.io.decode_image(data, channels=3, expand_animations=False))
     image.set_shape([None, None, 3])
     return image
 
 
+def jpeg_settings(jpeg_idct: str) -> dict:
+    """What the JPEG decoding adds to the settings of a feature cache or of a run on images:
+    nothing for TensorFlow's default, so that those made before the choice existed keep their
+    names and digests."""
+    return {} if jpeg_idct == "fast" else {"jpeg_idct": jpeg_idct}
+
+
 def load_image(path, image_size: tuple[int, int] = (224, 224), scaling: str = "imagenet",
-               resize: str = "skimage") -> tf.Tensor:
-    """Read, decode (3 channels, first frame), resize and scale one image file (tf.data-ready).
+               resize: str = "skimage", jpeg_idct: str = "fast") -> tf.Tensor:
+    """Read, decode (3 channels, first frame; ``jpeg_idct`` as in :func:`decode_image`), resize
+    and scale one image file (tf.data-ready).
 
     Example:
         >>> dataset = tf.data.Dataset.from_tensor_slices(paths).map(load_image)
     """
 
-    image = decode_image(tf.io.read_file(path))
+    image = decode_image(tf.io.read_file(path), jpeg_idct)
     return scale_images(resize_image(image, image_size, resize), scaling)

@@ -17,7 +17,7 @@ from mlml_tf.errors import DataError
 from mlml_tf.features.backbones import backbone_settings, backbone_weights, weights_digest
 from mlml_tf.features.checks import check_images, non_rgb_images
 from mlml_tf.features.dataset import image_dataset
-from mlml_tf.features.images import load_image
+from mlml_tf.features.images import jpeg_settings, load_image
 from mlml_tf.files.atomic import atomic_path
 from mlml_tf.methods.registry import method
 from mlml_tf.metrics.report import tune_thresholds
@@ -37,12 +37,15 @@ def image_run_digest(config: RunConfig, run_data: RunData, image_paths: Sequence
                      ids: Sequence[str], backbone="InceptionResNetV2",
                      weights: str | os.PathLike | None = "imagenet", hub: str | None = None,
                      image_size: int = 224, scaling: str = "imagenet",
-                     resize: str = "skimage", rgb_only: bool = False) -> str:
+                     resize: str = "skimage", rgb_only: bool = False,
+                     jpeg_idct: str = "fast") -> str:
     """Hash of everything that determines a run trained on images (there is no feature cache).
 
     It covers the run's settings, its label files, the backbone (name and weights, see
     :func:`mlml_tf.features.backbone_settings`; a backbone given as a model by its weights),
-    the image size and scaling, and the image file of each training and test row.
+    the image size and scaling, the JPEG decoding where it is not TensorFlow's default
+    (:func:`mlml_tf.features.images.jpeg_settings`), and the image file of each training and
+    test row.
     """
 
     content = {
@@ -55,6 +58,7 @@ def image_run_digest(config: RunConfig, run_data: RunData, image_paths: Sequence
         "resize": resize,
         "rgb_only": bool(rgb_only),
         "images": _images_digest(_run_paths(run_data, image_paths, ids)),
+        **jpeg_settings(jpeg_idct),
     }
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 
@@ -77,7 +81,7 @@ def training_images(paths: Sequence[str], labels: np.ndarray, weights: np.ndarra
                     batch_size: int, seed: int, start_step: Callable[[], int],
                     image_size: int = 224, scaling: str = "imagenet", epochs: int = 1,
                     steps_per_epoch: int | None = None, shuffle_buffer: int = 0,
-                    resize: str = "skimage"):
+                    resize: str = "skimage", jpeg_idct: str = "fast"):
     """The stream of (images, y, W) batches of ``epochs`` epochs; batch k holds the rows
     :func:`mlml_tf.train.batch_rows` gives for (seed, k), images decoded, resized and scaled as
     :func:`mlml_tf.inputs.image_dataset` does. ``start_step`` as in
@@ -91,7 +95,8 @@ def training_images(paths: Sequence[str], labels: np.ndarray, weights: np.ndarra
     files, y, w = tf.constant(list(paths)), tf.constant(labels), tf.constant(weights)
 
     def load(i):
-        return load_image(files[i], (image_size, image_size), scaling, resize), y[i], w[i]
+        return (load_image(files[i], (image_size, image_size), scaling, resize, jpeg_idct),
+                y[i], w[i])
 
     # Deterministic parallel map: the images of a batch come back in the order of its rows.
     ds = ds.unbatch().map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
@@ -100,12 +105,14 @@ def training_images(paths: Sequence[str], labels: np.ndarray, weights: np.ndarra
 
 def predict_images(model, paths: Sequence[str], image_size: int = 224,
                    scaling: str = "imagenet", from_logits: bool = True,
-                   batch_size: int = 32, resize: str = "skimage") -> np.ndarray:
+                   batch_size: int = 32, resize: str = "skimage",
+                   jpeg_idct: str = "fast") -> np.ndarray:
     """Probabilities for every image, the model in inference mode (the original's test mode)."""
     if not len(paths):
         return np.zeros((0, model.output_shape[-1]), np.float32)
     images = image_dataset(list(paths), image_size=(image_size, image_size), scaling=scaling,
-                           batch_size=batch_size, check="none", resize=resize)
+                           batch_size=batch_size, check="none", resize=resize,
+                           jpeg_idct=jpeg_idct)
     outputs = model.predict(images.dataset, verbose=0)
     return tf.sigmoid(outputs).numpy() if from_logits else outputs
 
@@ -118,7 +125,7 @@ def train_run_on_images(data: str | os.PathLike, image_paths: Sequence[str], ids
                         run_data: RunData | None = None, verbose: int | str = "auto",
                         extra: dict | None = None, skip_bad: bool = False,
                         resize: str = "skimage", rgb_only: bool = False,
-                        faithful: bool = False) -> dict:
+                        jpeg_idct: str = "fast", faithful: bool = False) -> dict:
     """Train one run on images, the backbone run at every step with batch statistics, and write
     its results to ``run_dir`` as :func:`mlml_tf.train.train_run` does.
 
@@ -143,6 +150,8 @@ def train_run_on_images(data: str | os.PathLike, image_paths: Sequence[str], ids
             resize, as the original.
         rgb_only: leave out rows whose image is not stored as RGB, as the original's NUS-WIDE
             preprocessing did (:func:`mlml_tf.inputs.non_rgb_images`).
+        jpeg_idct: "fast" (TensorFlow's default) or "accurate" (the pixels of Pillow and
+            OpenCV, the original's decoders), see :func:`mlml_tf.features.images.decode_image`.
         faithful: every setting is the original's (``mlml-tf run --faithful``), recorded in
             ``metrics.json``.
 
@@ -160,7 +169,7 @@ def train_run_on_images(data: str | os.PathLike, image_paths: Sequence[str], ids
     run_dir.mkdir(parents=True, exist_ok=True)
     run_data = run_data or load_run_data(data, config)
     digest = image_run_digest(config, run_data, image_paths, ids, backbone, weights, hub,
-                              image_size, scaling, resize, rgb_only)
+                              image_size, scaling, resize, rgb_only, jpeg_idct)
     paths = dict(zip(_run_ids(run_data), _run_paths(run_data, image_paths, ids), strict=True))
     bad = {b.path: b.reason for b in check_images(sorted(set(paths.values())))}
     if bad and not skip_bad:
@@ -188,7 +197,7 @@ def train_run_on_images(data: str | os.PathLike, image_paths: Sequence[str], ids
         train_paths[fit_idx], labels[fit_idx], train_w[fit_idx], config.batch_size,
         config.seed, start_step=lambda: start.step, image_size=image_size, scaling=scaling,
         epochs=config.epochs, steps_per_epoch=epoch_steps(data, config),
-        shuffle_buffer=config.shuffle_buffer, resize=resize,
+        shuffle_buffer=config.shuffle_buffer, resize=resize, jpeg_idct=jpeg_idct,
     )
     trained = run_dir / HEAD_WEIGHTS
     if trained.exists():
@@ -202,14 +211,14 @@ def train_run_on_images(data: str | os.PathLike, image_paths: Sequence[str], ids
 
     def predict(rows_paths):
         return predict_images(model, rows_paths, image_size, scaling, config.from_logits,
-                              config.batch_size, resize)
+                              config.batch_size, resize, jpeg_idct)
 
     thresholds = None
     if len(val_idx):
 
         thresholds = tune_thresholds(labels[val_idx], predict(train_paths[val_idx]))
     probabilities, test_labels = scored_test_rows(
-        lambda idx: predict(test_paths[idx]), run_data.test_labels, config)
+        lambda idx: predict(test_paths[idx]), run_data.test_labels, config, dropped["test"])
     info = {
         **run_info(config, run_data, fit_idx, val_idx, steps, strategy, digest, dropped),
         "backbone": _backbone_identity(backbone, weights, hub),
@@ -218,6 +227,7 @@ def train_run_on_images(data: str | os.PathLike, image_paths: Sequence[str], ids
         "scaling": scaling,
         "resize": resize,
         "rgb_only": bool(rgb_only),
+        "jpeg_idct": jpeg_idct,
         **(extra or {}),
     }
     metrics = write_run_outputs(run_dir, test_labels, probabilities, run_data.classes,

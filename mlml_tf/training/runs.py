@@ -331,7 +331,7 @@ def _finish(run: _Run, head, cache: FeatureCache, steps: int, strategy, extra: d
             thresholds = tune_thresholds(run.data.train_labels[run.val_idx], val_prob)
         probabilities, test_labels = scored_test_rows(
             lambda idx: predict(head, cache, run.test_rows[idx], config.from_logits),
-            run.data.test_labels, config)
+            run.data.test_labels, config, run.dropped["test"])
     with _timed(phases, "results"):
         info = {**run_info(config, run.data, run.fit_idx, run.val_idx, steps, strategy,
                            run.digest, run.dropped), **extra}
@@ -344,24 +344,35 @@ def _finish(run: _Run, head, cache: FeatureCache, steps: int, strategy, extra: d
     return metrics
 
 
-def scored_test_rows(predict_rows, test_labels: np.ndarray,
-                     config: RunConfig) -> tuple[np.ndarray, np.ndarray]:
+def scored_test_rows(predict_rows, test_labels: np.ndarray, config: RunConfig,
+                     left_out: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """(probabilities, labels) of the test rows, as the run's results score them.
 
     ``predict_rows(idx)`` gives the probabilities of the test rows ``idx``. By default every
     row, in file order. With ``faithful_scoring`` as the original (docs/original.md section 7): its
     test stream was shuffled like its training stream, with a buffer of 100, and predicted in full
     batches only, so the last N mod B rows of that order stay zero in predictions and labels and are
-    scored.
+    scored. With ``faithful_test_count`` too, N counts the ``left_out`` test rows whose image
+    was left out, as the original's arrays did (one row per line of the test file), while its
+    stream carried only the images there were: B floor(N / B) rows are predicted from them,
+    from a new shuffled pass of them when they are fewer (its stream repeated), and the rest,
+    as many as the left-out rows and N mod B, are scored as zeros.
     """
 
     n = len(test_labels)
     if not config.faithful_scoring:
         return predict_rows(np.arange(n)), test_labels
-    order = buffer_shuffle_order(n, ORIGINAL_SHUFFLE_BUFFER, [config.seed, 1])
-    kept = n - n % config.batch_size
-    probabilities = np.zeros(test_labels.shape, dtype=np.float32)
-    probabilities[:kept] = predict_rows(order[:kept])
-    labels = test_labels[order]
-    labels[kept:] = 0
+    total = n + (int(left_out) if config.faithful_test_count else 0)
+    kept = total - total % config.batch_size
+    if kept and not n:
+        raise DataError(f"none of the {total} test rows has an image to predict")
+    passes = [buffer_shuffle_order(n, ORIGINAL_SHUFFLE_BUFFER, [config.seed, 1])]
+    while len(passes) * n < kept:
+        passes.append(buffer_shuffle_order(n, ORIGINAL_SHUFFLE_BUFFER,
+                                           [config.seed, 1, len(passes)]))
+    order = np.concatenate(passes)[:kept]
+    probabilities = np.zeros((total, test_labels.shape[1]), dtype=np.float32)
+    labels = np.zeros((total, test_labels.shape[1]), dtype=test_labels.dtype)
+    probabilities[:kept] = predict_rows(order)
+    labels[:kept] = test_labels[order]
     return probabilities, labels

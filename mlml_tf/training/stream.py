@@ -42,8 +42,9 @@ def training_stream(cache: FeatureCache, rows: np.ndarray, batch_size: int, seed
     Each element of the stream holds the positions in ``rows`` of one batch, from
     :func:`batch_index_stream` (the k-th batch depends only on the seed and k; ``start_step``,
     ``steps_per_epoch`` and ``shuffle_buffer`` as there). ``in_memory``: the rows' features are
-    returned (float16, as cached) to be held on the device, and the stream carries the positions
-    only (:class:`mlml_tf.trainer.TrainingRows` gathers each batch); otherwise each element is
+    returned (as cached, float16 unless the cache is float32) to be held on the device, and the
+    stream carries the positions only (:class:`mlml_tf.trainer.TrainingRows` gathers each
+    batch); otherwise each element is
     ``(positions, features)``, read from the cache file, and memory does not grow with the
     number of rows. Default: in memory when the features take at most :func:`memory_budget`.
     The batches are the same either way.
@@ -53,7 +54,7 @@ def training_stream(cache: FeatureCache, rows: np.ndarray, batch_size: int, seed
     if in_memory is None:
         in_memory = cache.nbytes(len(rows)) <= memory_budget()
     if in_memory:
-        return ds.prefetch(2), steps, cache.read_float16(rows)
+        return ds.prefetch(2), steps, cache.read_stored(rows)
 
     def load(positions):
         x = tf.numpy_function(lambda p: cache.read(rows[p]), [positions], tf.float32)

@@ -12,8 +12,9 @@ class TrainingRows:
     """The training rows of the heads trained together, as variables on the device.
 
     ``labels`` and ``weights`` are (N, H, C): row i's label and entry weight W for head h.
-    ``features`` (N, ...), float16 as cached, when they are held in memory; otherwise every
-    batch of the stream brings its own, as ``(row indices, features)``. :meth:`batch` turns an
+    ``features`` (N, ...), as cached (float16 or float32), when they are held in memory;
+    otherwise every batch of the stream brings its own, as ``(row indices, features)``.
+    :meth:`batch` turns an
     element of the stream into ``(features, labels, weights)``. Variables, not constants, so that
     a compiled step captures them by handle and gigabytes of features stay out of its graph;
     they belong to no Keras layer, so no checkpoint carries them.

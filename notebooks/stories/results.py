@@ -28,6 +28,7 @@ def results(d: DataSet) -> nbformat.NotebookNode:
         MOUNT_DRIVE = True  # Colab: the runs and figures are on Google Drive
         RUNS = "{WORK}/runs/{d.key}"  # runs of mlml-tf or of the original code
         FIGURES = "{WORK}/figures/{d.key}"  # figures (PNG, PDF) and the table
+        FIGURE_MAP = False  # True: a panel of mAP beside the paper's four (the paper drew none)
         FIGURE3_RATIO = 0.5  # ratio of missing labels of the true-positive figure (paper: 0.5)
         FIGURE3_FOLD = 1  # fold of the true-positive figure (paper: 1); None: mean of the folds
         TOP_CLASSES = 15  # classes of the true-positive figure, most frequent first
@@ -72,11 +73,14 @@ def results(d: DataSet) -> nbformat.NotebookNode:
         One box per method and ratio, spanning the folds. As more labels go missing, CE
         learns that present objects are absent and its recall falls; ignoring the hidden
         labels (IM-WCE, an oracle) or weighing zeros by confidence (CB-WCE) is meant to hold
-        it up.
+        it up. The paper's four panels; `FIGURE_MAP = True` adds one of mAP, which the table
+        above gives too.
         """, f"""
         from mlml_tf.apps.figures import plot_metric_boxplots
+        from mlml_tf.apps.tables import PAPER_METRICS, TABLE_METRICS
 
-        notebook.show(plot_metric_boxplots(runs, f"{{FIGURES}}/{d.slug}_boxplots"))
+        notebook.show(plot_metric_boxplots(runs, f"{{FIGURES}}/{d.slug}_boxplots",
+                                           TABLE_METRICS if FIGURE_MAP else PAPER_METRICS))
         """),
         *step("""
         ## True positives of the most frequent classes

@@ -28,7 +28,7 @@ from mlml_tf.features.backbones import (
     inference_function,
     weights_digest,
 )
-from mlml_tf.features.cache import build_feature_cache, cache_key
+from mlml_tf.features.cache import build_feature_cache, cache_key, dtype_settings
 from mlml_tf.files.own_table import LabelTable, read_label_table, validation_rows
 from mlml_tf.methods.method import RunLabels, params_key
 from mlml_tf.methods.registry import check_settings, method
@@ -94,7 +94,8 @@ def _feature_cache(cache_root: Path, table: LabelTable, rows: np.ndarray, backbo
     ids = [table.names[i] for i in rows]
     identity.update(images=str(table.images.resolve()), image_size=settings.image_size,
                     scaling=settings.scaling, resize=settings.resize, source="own")
-    folder = cache_root / cache_key(dict(identity, ids=len(ids)))
+    folder = cache_root / cache_key(dict(identity, ids=len(ids),
+                                         **dtype_settings(settings.feature_dtype)))
     model = []
 
     def extract(batch):
@@ -106,7 +107,7 @@ def _feature_cache(cache_root: Path, table: LabelTable, rows: np.ndarray, backbo
     paths = [table.paths[i] for i in rows]
     return build_feature_cache(
         folder, ids, lambda: iter(image_batches(paths, settings.image_size, settings.resize, 64)),
-        extract, identity, progress=progress)
+        extract, identity, progress=progress, dtype=settings.feature_dtype)
 
 
 def default_cache_root() -> Path:
