@@ -650,7 +650,8 @@ def test_run_on_images_trains_end_to_end_with_the_originals_names(tmp_path, coco
     assert not (tmp_path / "out").exists()
     switches = ["--faithful-batch-norm", "--faithful-scoring", "--loss-input", "original",
                 "--pos-weight-source", "original", "--cb-source", "oracle",
-                "--steps-per-epoch", "original", "--shuffle-buffer", "100"]
+                "--steps-per-epoch", "original", "--shuffle-buffer", "100",
+                "--faithful-test-count", "--jpeg-idct", "accurate"]
     assert main(["run", *tiny, *switches]) == 0
     assert not (tmp_path / "out" / "features").exists(), "no feature cache"
     runs = collect_runs(tmp_path / "out")
