@@ -64,8 +64,14 @@ JPEG_IDCTS: tuple[str, ...] = ("fast", "accurate")
 #: Heads: "original" flattens the feature map (38,400 inputs for Inception-ResNet-v2 at 224);
 #: "gap" averages it over space first (1,536 inputs), then the same dense stack.
 HEADS: tuple[str, ...] = ("original", "gap")
-#: Where CB-WCE counts its co-occurrences (docs/original.md section 4).
-CB_SOURCES: tuple[str, ...] = ("observed", "oracle", "file")
+#: Where CB-WCE's confidence weights come from: counted over the observed labels, over the
+#: complete ones (docs/original.md section 4), or estimated from the observed ones
+#: (docs/methods.md section 6).
+CB_SOURCES: tuple[str, ...] = ("observed", "oracle", "file", "estimated", "oracle-loo")
+#: Those a model of one's own data can use: it has no complete labels.
+OWN_CB_SOURCES: tuple[str, ...] = ("observed", "estimated")
+#: Those the demo compares (``mlml-tf demo --cb-sources``): it has no file of the authors.
+DEMO_CB_SOURCES: tuple[str, ...] = tuple(s for s in CB_SOURCES if s != "file")
 #: Where the class-balance weight P comes from (docs/original.md section 6).
 POS_WEIGHT_SOURCES: tuple[str, ...] = ("run", "original")
 #: Learning-rate schedules: the original's constant rate, or the decay its code built.
@@ -317,12 +323,14 @@ OPTIONS: tuple[Option, ...] = (
            "1024, 256) or gap (global average pooling first)", choices=HEADS,
            scopes=("run", "grid", "fit"), commands=("run", "train"), faithful="original"),
     Option("seed", 0, "seed of every random step: the same seed gives the same files", int,
-           SEED, scopes=("run", "grid", "fit"), commands=("run", "train", "split", "demo"),
-           faithful=ANY),
+           SEED, scopes=("run", "grid", "fit"),
+           commands=("run", "train", "split", "demo", "weights"), faithful=ANY),
     Option("cb_source", "observed", "CB-WCE counts over the run's observed training labels "
            "(default); oracle: over the complete labels of the whole set, as the original; "
-           "file: the authors' negative_weights_global.csv in --data", choices=CB_SOURCES,
-           scopes=("run", "grid"), commands=("run",), per_head=True,
+           "file: the authors' negative_weights_global.csv in --data; estimated: estimated from "
+           "the observed training labels alone (docs/methods.md section 6); oracle-loo: the "
+           "row's observed positives counted over the complete labels of every other row",
+           choices=CB_SOURCES, scopes=("run", "grid"), commands=("run",), per_head=True,
            faithful=Original(
                "file (the authors' negative_weights_global.csv) where the data folder has it, "
                "else oracle", lambda value, _: value in ("file", "oracle"), _original_cb_source)),
@@ -426,6 +434,9 @@ OPTIONS: tuple[Option, ...] = (
            scopes=("fit",), commands=("train",)),
     Option("params", (), "the method's hyper-parameters that differ from its defaults, as "
            "(name, value) pairs", tuple, scopes=("fit",)),
+    Option("cb_source", "observed", "CB-WCE's confidence weights: counted over the observed "
+           "labels (default) or estimated from them (docs/methods.md section 6)",
+           choices=OWN_CB_SOURCES, scopes=("fit",), commands=("train",)),
     Option("validation", 0.2, "share of the rows held out, stratified, to tune per-class "
            "thresholds and report validation metrics (default 0.2; 0: none)", float,
            FRACTION, scopes=("fit",), commands=("train",)),
@@ -515,7 +526,7 @@ def _fit_run_config(settings) -> RunConfig:
     """The :class:`RunConfig` of the head's training: the options a fit and a run share, the
     labels as they are (1 / 0 / -1: a protocol of partial labels)."""
     return RunConfig(method=settings.method, params=tuple(settings.params), ratio=0.0, fold=1,
-                     protocol="rps", **shared(settings, "run"))
+                     protocol="rps", cb_source=settings.cb_source, **shared(settings, "run"))
 
 
 FitSettings = _settings_class(

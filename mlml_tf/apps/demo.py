@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from mlml_tf.apps.demo_backbone import BACKBONE_NAME, SCALING, pretrained_backbone
+from mlml_tf.apps.demo_sources import compare_cb_sources
 from mlml_tf.apps.figures import plot_method_comparison, plot_metric_boxplots, plot_true_positives
 from mlml_tf.apps.grid import grid_cells, run_cells
 from mlml_tf.apps.tables import collect_runs, format_table_markdown, summary_table
@@ -108,7 +109,8 @@ COMPARISON = ((PAPER.name, 0.5), (RPS.name, 0.5), (SINGLE_POSITIVE.name, None))
 def run_demo(out: str | os.PathLike = "demo_out", quick: bool = False, seed: int = 0,
              settings: DemoSettings | None = None,
              methods: Sequence[str] | str | None = None,
-             feature_dtype: str = DEFAULT_DTYPE) -> dict:
+             feature_dtype: str = DEFAULT_DTYPE,
+             cb_sources: Sequence[str] | None = None) -> dict:
     """Run the whole protocol offline on digit mosaics and write its table and figures.
 
     Steps: write the data set and its folds to ``out/data``; pretrain (or reuse) the backbone,
@@ -128,6 +130,11 @@ def run_demo(out: str | os.PathLike = "demo_out", quick: bool = False, seed: int
             show mAP and micro F1 of each (mean ± std over folds).
         feature_dtype: how the feature cache stores the features, "float16" (the default) or
             "float32" (:func:`mlml_tf.features.cache.dtype_settings`).
+        cb_sources: where CB-WCE's confidence weights come from, to compare
+            (:data:`mlml_tf.settings.DEMO_CB_SOURCES`): CB-WCE with each, beside CE
+            and IM-WCE, under the paper's protocol at every ratio and under the other
+            protocols of :data:`COMPARISON`, on every fold; ``out/cb_sources.md`` and
+            ``out/cb_sources.csv`` show mAP and micro F1 (mean ± std over folds).
 
     Returns:
         A dict: ``table`` (summary DataFrame), ``markdown``, ``runs`` (one row per run),
@@ -182,6 +189,12 @@ def run_demo(out: str | os.PathLike = "demo_out", quick: bool = False, seed: int
                                   out)
     if comparison:
         lap("comparison")
+    sources = {}
+    if cb_sources:
+        sources = compare_cb_sources(data, runs_dir, cache, cb_sources, settings.ratios,
+                                     settings.folds, settings.epochs, overrides, COMPARISON,
+                                     N_FOLDS, seed, out)
+        lap("cb sources")
 
     runs = collect_runs(runs_dir)
     runs = runs[runs["protocol"] == PAPER.label()]
@@ -206,10 +219,12 @@ def run_demo(out: str | os.PathLike = "demo_out", quick: bool = False, seed: int
     log.info("results: %s, figures: %s", files["results_md"], ", ".join(names))
     log.info("seconds: %s", ", ".join(f"{k} {v:.0f}" for k, v in seconds.items()))
     return {"table": table, "markdown": markdown, "runs": runs, "counts": counts,
-            "files": {**files, **comparison.get("files", {})}, "backbone": backbone_info,
+            "files": {**files, **comparison.get("files", {}), **sources.get("files", {})},
+            "backbone": backbone_info,
             "settings": dataclasses.asdict(settings), "seconds": seconds,
             "comparison": comparison.get("table"),
-            "comparison_markdown": comparison.get("markdown")}
+            "comparison_markdown": comparison.get("markdown"),
+            "cb_sources": sources.get("table"), "cb_sources_markdown": sources.get("markdown")}
 
 
 def _compare_methods(data: Path, runs_dir: Path, cache, settings: DemoSettings, seed: int,

@@ -6,6 +6,8 @@ import argparse
 import logging
 from pathlib import Path
 
+import numpy as np
+
 import mlml_tf
 from mlml_tf.cli.arguments import add_arguments
 from mlml_tf.errors import DataError
@@ -13,6 +15,7 @@ from mlml_tf.files.layout import GROUNDTRUTH, MANIFEST, write_groundtruth, write
 from mlml_tf.files.protocols import PROTOCOLS
 from mlml_tf.files.split import split, split_protocol
 from mlml_tf.files.tables import read_table, write_weights
+from mlml_tf.labels.estimated import estimate_confidence
 from mlml_tf.labels.folds import STRATIFICATION_ORDERS
 from mlml_tf.labels.missing import PAPER_RATIOS
 from mlml_tf.labels.weights import confidence_weights
@@ -91,6 +94,8 @@ def _split(args: argparse.Namespace) -> int:
 
 
 def _weights(args: argparse.Namespace) -> int:
+    if args.method == "estimated":
+        return _estimated_weights(args)
     labels = read_table(args.labels, "labels")
     source = labels
     if args.source is not None:
@@ -102,6 +107,28 @@ def _weights(args: argparse.Namespace) -> int:
     write_weights(args.out, weights, labels)
     log.info("%s: CB-WCE weights for %d rows counted over %d rows", args.out, len(labels),
              len(source))
+    return 0
+
+
+def _estimated_weights(args: argparse.Namespace) -> int:
+    """Confidence weights estimated from the label file alone (docs/methods.md section 6)."""
+    if args.source is not None:
+        raise DataError("--source names labels to count over, which --method estimated does "
+                        "not do: it reads --labels alone")
+    labels = read_table(args.labels, "partial")
+    if labels.shape[1] < 2:
+        raise DataError("one class column: confidence weights need at least 2",
+                        file=args.labels, row=1)
+    if not (labels.to_numpy() == 1).any():
+        raise DataError("no positive label at all: nothing to estimate from", file=args.labels)
+    estimate = estimate_confidence(labels.to_numpy(), seed=args.seed)
+    write_weights(args.out, estimate.weights, labels)
+    ratio = ("cannot be told from the table" if np.isnan(estimate.ratio)
+             else f"{estimate.ratio:.3f} (interval {estimate.ratio_interval[0]:.2f}-"
+             f"{estimate.ratio_interval[1]:.2f})")
+    log.info("%s: CB-WCE weights for %d rows estimated from their labels (%s mode); missing "
+             "ratio %s, missing share of positives %.3f", args.out, len(labels), estimate.mode,
+             ratio, estimate.missing_fraction)
     return 0
 
 
@@ -149,9 +176,12 @@ def add_parsers(sub) -> None:
     spl.set_defaults(func=_split)
 
     wts = sub.add_parser("weights", help="CB-WCE confidence weights for a label file")
-    wts.add_argument("--method", choices=["cb"], required=True)
+    wts.add_argument("--method", choices=["cb", "estimated"], required=True,
+                     help="cb: the paper's eq. 3 counted over --source; estimated: estimated "
+                     "from --labels alone (1/0, or 1/0/-1 with annotated negatives)")
     wts.add_argument("--labels", required=True, type=Path)
     wts.add_argument("--out", required=True, type=Path)
     wts.add_argument("--source", type=Path, default=None,
-                     help="label file to count co-occurrences over (default: --labels)")
+                     help="cb: label file to count co-occurrences over (default: --labels)")
+    add_arguments(wts, "weights")
     wts.set_defaults(func=_weights)

@@ -20,7 +20,7 @@ from mlml_tf.errors import DataError
 from mlml_tf.faithful import faithful_settings
 from mlml_tf.files.protocols import PROTOCOLS
 from mlml_tf.methods.registry import METHODS, PAPER_METHODS
-from mlml_tf.settings import POSITIVE, RATIO
+from mlml_tf.settings import DEMO_CB_SOURCES, POSITIVE, RATIO
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def _demo(args: argparse.Namespace) -> int:
     if methods and "all" in methods:
         methods = "all"
     mlml_tf.run_demo(out=args.out, quick=args.quick, seed=args.seed, methods=methods,
-                     feature_dtype=args.feature_dtype)
+                     feature_dtype=args.feature_dtype, cb_sources=args.cb_sources)
     return 0
 
 
@@ -85,5 +85,10 @@ def add_parsers(sub) -> None:
                       choices=["all", *(m for m in METHODS if m not in PAPER_METHODS)],
                       help="compare these methods of the field (or all) with the paper's, "
                       "under the paper's protocol, RPS 0.5 and single positive")
+    demo.add_argument("--cb-sources", nargs="+", default=None, choices=list(DEMO_CB_SOURCES),
+                      metavar="SOURCE",
+                      help="compare CB-WCE with its confidence weights from each of these ("
+                      + ", ".join(DEMO_CB_SOURCES) + ") beside CE and IM-WCE, at every ratio "
+                      "and under RPS 0.5 and single positive: DIR/cb_sources.md")
     add_arguments(demo, "demo")
     demo.set_defaults(func=_demo)

@@ -13,6 +13,11 @@ from mlml_tf.labels.checks import (
     check_partial_labels,
     check_ratio,
 )
+from mlml_tf.labels.estimated import (
+    ConfidenceEstimate,
+    estimate_confidence,
+    estimated_confidence_weights,
+)
 from mlml_tf.labels.folds import (
     STRATIFICATION_ORDERS,
     fold_indices,
@@ -61,4 +66,7 @@ __all__ = [
     "ignore_missing_weights",
     "class_balance_weights",
     "confidence_weights",
+    "ConfidenceEstimate",
+    "estimate_confidence",
+    "estimated_confidence_weights",
 ]

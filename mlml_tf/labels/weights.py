@@ -45,7 +45,11 @@ def _pack_rows(full: np.ndarray) -> np.ndarray:
 
 
 def confidence_weights(
-    labels: np.ndarray, source: np.ndarray | None = None, *, block: int = 1 << 22
+    labels: np.ndarray,
+    source: np.ndarray | None = None,
+    *,
+    own: np.ndarray | None = None,
+    block: int = 1 << 22,
 ) -> np.ndarray:
     """CB-WCE negative weights w̄_ic = P(y_c = 0 | positives of row i), paper eq. 3
     (docs/original.md section 4).
@@ -69,6 +73,10 @@ def confidence_weights(
         source: (m, C) 0/1 array to count over; default ``labels`` itself. The paper's oracle
             counts over the complete labels of the whole set; a real user has only the observed
             training labels.
+        own: (n, C) 0/1, for each row of ``labels`` its own row of ``source`` (its complete
+            labels, which hold its observed positives), left out of its own counts. The
+            oracle counted so ("oracle-loo") no longer reads a row's hidden positives off its
+            own complete row (docs/methods.md section 6).
         block: upper bound on the number of (pattern, source row) matches held at once.
 
     Returns:
@@ -123,12 +131,36 @@ def confidence_weights(
             total[chunk] = match.sum(axis=1)
             per_class[chunk] = match.astype(np.float32) @ cand_f32
 
+    if own is not None:
+        return _leave_own_out(query, total[inverse], per_class[inverse], own)
     with np.errstate(divide="ignore", invalid="ignore"):
         pattern_weights = np.where(
             total[:, None] > 0, (total[:, None] - per_class) / total[:, None], 1.0
         )
     pattern_weights[pattern_sets] = 0.0
     return pattern_weights[inverse].astype(np.float32)
+
+
+def _leave_own_out(query: np.ndarray, total: np.ndarray, per_class: np.ndarray,
+                   own: np.ndarray) -> np.ndarray:
+    """Eq. 3 with each row's own row of the source taken out of its counts."""
+    mine = check_labels(own, "own")
+    if mine.shape != query.shape:
+        raise DataError(f"own has shape {mine.shape} but labels have {query.shape}")
+    outside = query & ~mine
+    if outside.any():
+        r, c = np.argwhere(outside)[0]
+        raise DataError(f"own[{r}, {c}] = 0 where labels[{r}, {c}] = 1: own must hold each "
+                        "row's complete labels")
+    total = total - 1.0
+    per_class = per_class - mine
+    absent = np.flatnonzero((total < 0) | (per_class < 0).any(axis=1))
+    if len(absent):
+        raise DataError(f"own row {absent[0]} is not a row of source")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        weights = np.where(total[:, None] > 0, 1.0 - per_class / total[:, None], 1.0)
+    weights[query] = 0.0
+    return weights.astype(np.float32)
 
 
 def entry_weights(y, pos_weight, neg_weight=1.0):

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from mlml_tf.features.cache import FeatureCache
 from mlml_tf.files.atomic import write_bytes_atomic
+from mlml_tf.labels.estimated import VERSION as ESTIMATOR_VERSION
 from mlml_tf.runs.outputs import COMPLETE
 from mlml_tf.settings import DIGEST_DEFAULTS, RunConfig
 from mlml_tf.training.data import RunData
@@ -18,11 +19,15 @@ from mlml_tf.training.data import RunData
 
 def config_settings(config: RunConfig) -> dict:
     """The settings of a run as its digest counts them (:func:`run_digest`): every field but
-    those of :data:`mlml_tf.settings.DIGEST_DEFAULTS` at their default value."""
+    those of :data:`mlml_tf.settings.DIGEST_DEFAULTS` at their default value, and the version of
+    the estimator of confidence weights where the run trains on estimated ones."""
     settings = dataclasses.asdict(config)
     for field in dataclasses.fields(config):
         if field.name in DIGEST_DEFAULTS and settings[field.name] == field.default:
             del settings[field.name]
+    if config.cb_source == "estimated":
+        # Weights of another version of the estimator make another run.
+        settings["cb_estimator_version"] = ESTIMATOR_VERSION
     return settings
 
 

@@ -28,6 +28,7 @@ def own_data() -> nbformat.NotebookNode:
         LABELS = None  # your label table (CSV); None writes the example
         IMAGES = None  # your images folder
         METHOD = "cb-wce"
+        CB_SOURCE = "observed"  # CB-WCE's weights: "observed" (eq. 3 counted) or "estimated"
         VALIDATION = 0.2
         BACKBONE = "InceptionResNetV2"
         WEIGHTS = "imagenet"  # downloaded once by Keras; "none" for random weights
@@ -40,7 +41,9 @@ def own_data() -> nbformat.NotebookNode:
         """], ["""
         `LABELS`: a CSV file, first column an image path relative to `IMAGES`, then one column
         per class holding 1 (positive), 0 (negative), -1 or an empty cell (unknown). Left at
-        `None`, the example is written under `OUT`. `VALIDATION`: the share of rows held out,
+        `None`, the example is written under `OUT`. `CB_SOURCE`: where CB-WCE's confidence
+        weights come from, eq. 3 counted over the table's positives or estimated from the
+        table alone (docs/methods.md section 6). `VALIDATION`: the share of rows held out,
         stratified, on which per-class thresholds are tuned and the model card's metrics are
         measured. `FINE_TUNE`: how many of the backbone's top layers with weights then train
         with the head on the images (0 keeps the backbone frozen, as the paper did).
@@ -71,10 +74,10 @@ def own_data() -> nbformat.NotebookNode:
         """, """
         from mlml_tf import FitSettings, fit_model
 
-        settings = FitSettings(method=METHOD, validation=VALIDATION, backbone=BACKBONE,
-                               weights=WEIGHTS, image_size=IMAGE_SIZE, head=HEAD,
-                               epochs=EPOCHS, batch_size=BATCH_SIZE, fine_tune=FINE_TUNE,
-                               seed=SEED)
+        settings = FitSettings(method=METHOD, cb_source=CB_SOURCE, validation=VALIDATION,
+                               backbone=BACKBONE, weights=WEIGHTS, image_size=IMAGE_SIZE,
+                               head=HEAD, epochs=EPOCHS, batch_size=BATCH_SIZE,
+                               fine_tune=FINE_TUNE, seed=SEED)
         model = fit_model(LABELS, IMAGES, f"{OUT}/model", settings, cache=f"{OUT}/cache",
                           overwrite=True, verbose=0)
         model.classes

@@ -52,15 +52,19 @@ LOSS_STORIES: dict[str, LossStory] = {
         weighs little; an unlikely one weighs nearly 1. By default the
         counts use the run's own observed training labels, what a user has; `CB_SOURCE =
         "oracle"` counts over the complete labels of the whole set, as the original's global
-        weight file did (docs/original.md section 4).
+        weight file did (docs/original.md section 4); `"estimated"` estimates the same
+        probability from the observed training labels alone (docs/methods.md section 6).
         """, explained="""
         `CB_SOURCE = "oracle"` counts the confidence weights over the complete labels of the
         whole set, train and test rows of every fold, as the original's weight file did;
         `"file"` reads the authors' own `negative_weights_global.csv` from the data folder;
-        the default counts them over the run's observed training labels, the only labels a
-        user has (docs/original.md section 4).
+        `"oracle-loo"` counts, for each row's observed positives, over the complete labels of
+        every other row (the oracle without a row reading its own hidden labels);
+        `"estimated"` estimates the weights from the run's observed training labels alone,
+        seeded by `SEED` (docs/methods.md section 6); the default counts them over the run's
+        observed training labels, the only labels a user has (docs/original.md section 4).
         """, parameters="""
-        CB_SOURCE = "observed"  # eq. 3 over the observed labels; "oracle"; "file"
+        CB_SOURCE = "observed"  # eq. 3 counted; "estimated", "oracle", "oracle-loo", "file"
         """, options=("cb_source",)),
 }
 
