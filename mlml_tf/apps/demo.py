@@ -12,7 +12,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from mlml_tf.apps.demo_backbone import BACKBONE_NAME, SCALING, pretrained_backbone
+from mlml_tf.apps.demo_backbone import (
+    BACKBONE_NAME,
+    SCALING,
+    check_backbone_source,
+    pretrained_backbone,
+)
 from mlml_tf.apps.figures import plot_method_comparison, plot_metric_boxplots, plot_true_positives
 from mlml_tf.apps.grid import grid_cells, run_cells
 from mlml_tf.apps.tables import collect_runs, format_table_markdown, summary_table
@@ -108,7 +113,8 @@ COMPARISON = ((PAPER.name, 0.5), (RPS.name, 0.5), (SINGLE_POSITIVE.name, None))
 def run_demo(out: str | os.PathLike = "demo_out", quick: bool = False, seed: int = 0,
              settings: DemoSettings | None = None,
              methods: Sequence[str] | str | None = None,
-             feature_dtype: str = DEFAULT_DTYPE) -> dict:
+             feature_dtype: str = DEFAULT_DTYPE,
+             backbone_from: str | os.PathLike | None = None) -> dict:
     """Run the whole protocol offline on digit mosaics and write its table and figures.
 
     Steps: write the data set and its folds to ``out/data``; pretrain (or reuse) the backbone,
@@ -128,6 +134,9 @@ def run_demo(out: str | os.PathLike = "demo_out", quick: bool = False, seed: int
             show mAP and micro F1 of each (mean ± std over folds).
         feature_dtype: how the feature cache stores the features, "float16" (the default) or
             "float32" (:func:`mlml_tf.features.cache.dtype_settings`).
+        backbone_from: a demo folder (of another machine, say) whose pretrained backbone to
+            take instead of pretraining one: with the same backbone, machines whose kernels
+            round otherwise print the same table (:func:`pretrained_backbone`).
 
     Returns:
         A dict: ``table`` (summary DataFrame), ``markdown``, ``runs`` (one row per run),
@@ -151,6 +160,10 @@ def run_demo(out: str | os.PathLike = "demo_out", quick: bool = False, seed: int
         seconds[name] = round(now - start, 2)
         start = now
 
+    if backbone_from is not None:
+        # Before anything is written: a backbone of other settings stops the demo.
+        check_backbone_source(backbone_from, settings.pretrain_copies,
+                              settings.pretrain_epochs, seed)
     data = out / "data"
     write_digit_dataset(data, settings.n_images, seed=seed)
     manifest = split(data, n_folds=N_FOLDS, ratios=PAPER_RATIOS, seed=seed)
@@ -159,7 +172,7 @@ def run_demo(out: str | os.PathLike = "demo_out", quick: bool = False, seed: int
     lap("data")
 
     backbone, backbone_info = pretrained_backbone(out, settings.pretrain_copies,
-                                                  settings.pretrain_epochs, seed)
+                                                  settings.pretrain_epochs, seed, backbone_from)
     lap("backbone")
     cache = _feature_cache(out, data, backbone, backbone_info, feature_dtype)
     log.info("features: %d images x %s -> %s", len(cache), cache.shape, cache.folder)

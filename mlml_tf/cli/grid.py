@@ -43,7 +43,7 @@ def _demo(args: argparse.Namespace) -> int:
     if methods and "all" in methods:
         methods = "all"
     mlml_tf.run_demo(out=args.out, quick=args.quick, seed=args.seed, methods=methods,
-                     feature_dtype=args.feature_dtype)
+                     feature_dtype=args.feature_dtype, backbone_from=args.backbone_from)
     return 0
 
 
@@ -77,5 +77,10 @@ def add_parsers(sub) -> None:
                       choices=["all", *(m for m in METHODS if m not in PAPER_METHODS)],
                       help="compare these methods of the field (or all) with the paper's, "
                       "under the paper's protocol, RPS 0.5 and single positive")
+    demo.add_argument("--backbone-from", type=Path, default=None, metavar="DIR",
+                      help="take the pretrained backbone of this demo folder (backbone.keras "
+                      "and backbone.json, of the same --quick or full settings) instead of "
+                      "pretraining one: the same table on machines whose kernels round "
+                      "otherwise (docs/demo_backbone holds the README's)")
     add_arguments(demo, "demo")
     demo.set_defaults(func=_demo)
