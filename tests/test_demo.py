@@ -30,6 +30,7 @@ from mlml_tf.datasets.digits import (
     make_digit_mosaics,
     write_digit_dataset,
 )
+from mlml_tf.errors import DataError
 from mlml_tf.files.layout import read_groundtruth
 from mlml_tf.files.split import split
 
@@ -215,6 +216,40 @@ def test_quick_demo_resumes_without_training_again(quick_demo, caplog):
     assert any(m.startswith("backbone: reused") for m in caplog.messages), "not pretrained again"
     assert features.stat().st_mtime_ns == written, "the features are not computed again"
     pd.testing.assert_frame_equal(again["table"], first["table"])
+
+
+@pytest.mark.slow
+def test_a_backbone_taken_from_another_demo_folder_gives_its_table(quick_demo, tmp_path,
+                                                                   capsys):
+    from mlml_tf.apps.demo_backbone import BACKBONE_FILE, BACKBONE_INFO, pretrained_backbone
+    from mlml_tf.cli.main import main
+
+    out, first = quick_demo
+    other = tmp_path / "other"
+    assert main(["demo", "--quick", "--out", str(other), "--backbone-from", str(out)]) == 0
+    assert "\nbackbone: reused " in capsys.readouterr().out, "not pretrained again"
+    assert (other / BACKBONE_INFO).read_bytes() == (out / BACKBONE_INFO).read_bytes()
+    assert (other / "results.csv").read_bytes() == (out / "results.csv").read_bytes()
+    # The README's backbones: the quick one is taken, for the full demo it is refused.
+    shipped = Path(__file__).resolve().parents[1] / "docs" / "demo_backbone"
+    _, info = pretrained_backbone(tmp_path / "quick", 2, 4, 0, shipped / "quick")
+    assert info["held_out_accuracy"] > 0.8
+    _, info = pretrained_backbone(tmp_path / "full", 3, 8, 0, shipped / "full")
+    assert info["held_out_accuracy"] > 0.9
+    with pytest.raises(DataError, match="where this demo pretrains with") as err:
+        pretrained_backbone(tmp_path / "q", 3, 8, 0, shipped / "quick")
+    assert err.value.file.endswith(BACKBONE_INFO)
+    with pytest.raises(DataError, match="file not found"):
+        pretrained_backbone(tmp_path / "q", 2, 4, 0, tmp_path / "nowhere")
+    code = main(["demo", "--out", str(tmp_path / "refused"), "--backbone-from", str(out)])
+    assert code == 2 and "where this demo pretrains with" in capsys.readouterr().err
+    assert not (tmp_path / "refused").exists(), "nothing written"
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / BACKBONE_INFO).write_bytes((out / BACKBONE_INFO).read_bytes())
+    (broken / BACKBONE_FILE).write_bytes((shipped / "full" / BACKBONE_FILE).read_bytes())
+    with pytest.raises(DataError, match="not those backbone.json names"):
+        pretrained_backbone(tmp_path / "q", 2, 4, 0, broken)
 
 
 @pytest.mark.slow

@@ -12,7 +12,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from mlml_tf.apps.demo_backbone import BACKBONE_NAME, SCALING, pretrained_backbone
+from mlml_tf.apps.demo_backbone import (
+    BACKBONE_NAME,
+    SCALING,
+    check_backbone_source,
+    pretrained_backbone,
+)
 from mlml_tf.apps.demo_sources import compare_cb_sources
 from mlml_tf.apps.figures import plot_method_comparison, plot_metric_boxplots, plot_true_positives
 from mlml_tf.apps.grid import grid_cells, run_cells
@@ -110,7 +115,8 @@ def run_demo(out: str | os.PathLike = "demo_out", quick: bool = False, seed: int
              settings: DemoSettings | None = None,
              methods: Sequence[str] | str | None = None,
              feature_dtype: str = DEFAULT_DTYPE,
-             cb_sources: Sequence[str] | None = None) -> dict:
+             cb_sources: Sequence[str] | None = None,
+             backbone_from: str | os.PathLike | None = None) -> dict:
     """Run the whole protocol offline on digit mosaics and write its table and figures.
 
     Steps: write the data set and its folds to ``out/data``; pretrain (or reuse) the backbone,
@@ -135,6 +141,9 @@ def run_demo(out: str | os.PathLike = "demo_out", quick: bool = False, seed: int
             and IM-WCE, under the paper's protocol at every ratio and under the other
             protocols of :data:`COMPARISON`, on every fold; ``out/cb_sources.md`` and
             ``out/cb_sources.csv`` show mAP and micro F1 (mean ± std over folds).
+        backbone_from: a demo folder (of another machine, say) whose pretrained backbone to
+            take instead of pretraining one: with the same backbone, machines whose kernels
+            round otherwise print the same table (:func:`pretrained_backbone`).
 
     Returns:
         A dict: ``table`` (summary DataFrame), ``markdown``, ``runs`` (one row per run),
@@ -158,6 +167,10 @@ def run_demo(out: str | os.PathLike = "demo_out", quick: bool = False, seed: int
         seconds[name] = round(now - start, 2)
         start = now
 
+    if backbone_from is not None:
+        # Before anything is written: a backbone of other settings stops the demo.
+        check_backbone_source(backbone_from, settings.pretrain_copies,
+                              settings.pretrain_epochs, seed)
     data = out / "data"
     write_digit_dataset(data, settings.n_images, seed=seed)
     manifest = split(data, n_folds=N_FOLDS, ratios=PAPER_RATIOS, seed=seed)
@@ -166,7 +179,7 @@ def run_demo(out: str | os.PathLike = "demo_out", quick: bool = False, seed: int
     lap("data")
 
     backbone, backbone_info = pretrained_backbone(out, settings.pretrain_copies,
-                                                  settings.pretrain_epochs, seed)
+                                                  settings.pretrain_epochs, seed, backbone_from)
     lap("backbone")
     cache = _feature_cache(out, data, backbone, backbone_info, feature_dtype)
     log.info("features: %d images x %s -> %s", len(cache), cache.shape, cache.folder)

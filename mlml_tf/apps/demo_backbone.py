@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 
 import keras
 
 from mlml_tf.datasets.digits import CANVAS, CLASS_NAMES, digit_split, single_digit_images
+from mlml_tf.errors import DataError
 from mlml_tf.features.backbones import weights_digest
 from mlml_tf.features.images import scale_images
 from mlml_tf.files.atomic import atomic_path, write_bytes_atomic
@@ -82,12 +84,20 @@ def pretrain_backbone(seed: int = 0, epochs: int = 8, copies: int = 3, batch_siz
     return backbone, info
 
 
-def pretrained_backbone(out: Path, copies: int, epochs: int, seed: int):
-    """Load the pretrained backbone of an earlier call with the same settings, or pretrain one."""
+def pretrained_backbone(out: Path, copies: int, epochs: int, seed: int,
+                        source: str | os.PathLike | None = None):
+    """Load the pretrained backbone of an earlier call with the same settings, or pretrain one.
 
-    wanted = {"name": BACKBONE_NAME, "seed": seed, "copies": copies,
-              "epochs": epochs}
+    ``source``: a folder holding the ``backbone.keras`` and ``backbone.json`` of another demo
+    with the same settings (another machine's, say), taken instead of pretraining here. The
+    pretraining is where two machines part: their kernels round otherwise, and a few hundred
+    steps of Adam make of that another backbone (``benchmarks/bench_spread.py``).
+    """
+
+    wanted = backbone_settings(copies, epochs, seed)
     info_path, model_path = out / BACKBONE_INFO, out / BACKBONE_FILE
+    if source is not None:
+        _take_backbone(Path(source), out, wanted)
     if info_path.exists() and model_path.exists():
         info = json.loads(info_path.read_text())
         if info.get("settings") == wanted:
@@ -104,3 +114,46 @@ def pretrained_backbone(out: Path, copies: int, epochs: int, seed: int):
     log.info("backbone: pretrained on single digits, held-out accuracy %.3f -> %s",
              result["held_out_accuracy"], model_path)
     return backbone, info
+
+
+def backbone_settings(copies: int, epochs: int, seed: int) -> dict:
+    """The settings a pretrained backbone is known by in ``backbone.json``."""
+    return {"name": BACKBONE_NAME, "seed": seed, "copies": copies, "epochs": epochs}
+
+
+def check_backbone_source(source: str | os.PathLike, copies: int, epochs: int,
+                          seed: int) -> dict:
+    """The ``backbone.json`` of the demo folder ``source``, once its settings are the ones
+    asked for and ``backbone.keras`` holds the weights it names; a DataError naming the file
+    otherwise."""
+    source = Path(source)
+    wanted = backbone_settings(copies, epochs, seed)
+    info_path, model_path = source / BACKBONE_INFO, source / BACKBONE_FILE
+    for path in (info_path, model_path):
+        if not path.is_file():
+            raise DataError("file not found (a pretrained backbone is a demo folder's "
+                            f"{BACKBONE_FILE} and {BACKBONE_INFO})", file=path)
+    try:
+        info = json.loads(info_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"not valid JSON ({exc})", file=info_path) from None
+    if not isinstance(info, dict) or info.get("settings") != wanted:
+        found = info.get("settings") if isinstance(info, dict) else None
+        raise DataError(f"a backbone pretrained with {found}, where this demo pretrains with "
+                        f"{wanted}", file=info_path)
+    try:
+        backbone = keras.models.load_model(model_path)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot be read as a Keras model ({exc})", file=model_path) from None
+    if weights_digest(backbone) != info.get("weights_sha256"):
+        raise DataError(f"its weights are not those {BACKBONE_INFO} names", file=model_path)
+    return info
+
+
+def _take_backbone(source: Path, out: Path, wanted: dict) -> None:
+    """Copy the backbone of ``source`` into ``out``, once it is checked."""
+    check_backbone_source(source, wanted["copies"], wanted["epochs"], wanted["seed"])
+    if source.resolve() != out.resolve():
+        out.mkdir(parents=True, exist_ok=True)
+        for name in (BACKBONE_FILE, BACKBONE_INFO):
+            write_bytes_atomic(out / name, (source / name).read_bytes())

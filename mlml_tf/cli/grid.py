@@ -50,7 +50,8 @@ def _demo(args: argparse.Namespace) -> int:
     if methods and "all" in methods:
         methods = "all"
     mlml_tf.run_demo(out=args.out, quick=args.quick, seed=args.seed, methods=methods,
-                     feature_dtype=args.feature_dtype, cb_sources=args.cb_sources)
+                     feature_dtype=args.feature_dtype, cb_sources=args.cb_sources,
+                     backbone_from=args.backbone_from)
     return 0
 
 
@@ -90,5 +91,10 @@ def add_parsers(sub) -> None:
                       help="compare CB-WCE with its confidence weights from each of these ("
                       + ", ".join(DEMO_CB_SOURCES) + ") beside CE and IM-WCE, at every ratio "
                       "and under RPS 0.5 and single positive: DIR/cb_sources.md")
+    demo.add_argument("--backbone-from", type=Path, default=None, metavar="DIR",
+                      help="take the pretrained backbone of this demo folder (backbone.keras "
+                      "and backbone.json, of the same --quick or full settings) instead of "
+                      "pretraining one: the same table on machines whose kernels round "
+                      "otherwise (docs/demo_backbone holds the README's)")
     add_arguments(demo, "demo")
     demo.set_defaults(func=_demo)
