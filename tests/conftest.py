@@ -6,6 +6,9 @@ import pandas as pd
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# The suite runs a worker per core (pytest-xdist): each worker's TensorFlow, and the command
+# lines and notebook kernels it starts, keep to one thread instead of each filling every core.
+os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE = Path(os.environ.get("MLML_REFERENCE", REPO.parent / "shared" / "reference"))
