@@ -287,61 +287,36 @@ def test_run_killed_while_writing_its_backup_resumes(coco_data, tmp_path):
 
 
 def test_runs_side_by_side_killed_in_training_resume_to_their_results(coco_data, tmp_path):
-    # CE and CB-WCE of one fold and ratio share their training rows: one model, two heads.
+    # The runs of one fold and ratio share their training rows: one model, a head each. Among
+    # them, ROLE's label estimator, LL-Cp's flipped labels and PL-Shrink's pseudo-labels are
+    # state of the model that a SIGKILL must not lose: each resumed run equals the
+    # uninterrupted one.
     args = list(coco_data["args"])
     methods = args.index("--methods")
-    args[methods + 1 : methods + 2] = ["ce", "cb-wce"]
-    root = coco_data["root"]
-    reference = root / "reference-together"
+    args[methods + 1 : methods + 2] = ["ce", "cb-wce", "role", "ll-cp", "pl-shrink"]
+    args += ["--set", "ll-cp.delta=0.2", "--set", "pl-shrink.settle_margin=0.3"]
+    experiments = ("PosLimited_original_*", "CORRELATION_*", "role_*", "ll-cp_*", "pl-shrink_*")
+    features = coco_data["reference"].parent.parent / "features"
+    reference = tmp_path / "reference"
+    shutil.copytree(features, reference / "features")
     log = tmp_path / "reference.log"
-    assert "training these 2 runs side by side" in finish(start(log, *args, "--out", reference),
-                                                         log)
+    assert "training these 5 runs side by side" in finish(
+        start(log, *args, "--out", reference), log)
     out = tmp_path / "out"
-    shutil.copytree(coco_data["reference"].parent.parent / "features", out / "features")
+    shutil.copytree(features, out / "features")
     log = tmp_path / "attempt.log"
     proc = start(log, *args, "--out", out)
     first = run_folder(reference, "PosLimited_original_*").relative_to(reference)
-    backups = out / first
-
-    def checkpointed():
-        return list(backups.glob("backup-together-*/latest.weights.h5")) != []
-
-    assert kill_when(proc, checkpointed, random.Random(5).uniform(0.0, 0.5)), \
-        "training ended before its first checkpoint"
-    for experiments in ("PosLimited_original_*", "CORRELATION_*"):
-        assert not (run_folder(out, experiments) / "complete.json").exists()
-    log = tmp_path / "final.log"
-    finish(start(log, *args, "--out", out), log)
-    for experiments in ("PosLimited_original_*", "CORRELATION_*"):
-        check_same_result(out, run_folder(reference, experiments), experiments)
-    assert list(out.rglob("backup*")) == [], "the checkpoint is gone once the heads are written"
-
-
-def test_runs_that_revise_their_labels_killed_in_training_resume_to_their_results(coco_data,
-                                                                                  tmp_path):
-    # ROLE's label estimator, LL-Cp's flipped labels and PL-Shrink's pseudo-labels are state
-    # of the model that a SIGKILL must not lose: each resumed run equals the uninterrupted one.
-    args = list(coco_data["args"])
-    methods = args.index("--methods")
-    args[methods + 1 : methods + 2] = ["role", "ll-cp", "pl-shrink"]
-    args += ["--set", "ll-cp.delta=0.2", "--set", "pl-shrink.settle_margin=0.3"]
-    reference = tmp_path / "reference"
-    shutil.copytree(coco_data["reference"].parent.parent / "features", reference / "features")
-    log = tmp_path / "reference.log"
-    assert "training these 3 runs side by side" in finish(
-        start(log, *args, "--out", reference), log)
-    out = tmp_path / "out"
-    shutil.copytree(coco_data["reference"].parent.parent / "features", out / "features")
-    log = tmp_path / "attempt.log"
-    proc = start(log, *args, "--out", out)
-    first = run_folder(reference, "role_*").relative_to(reference)
 
     def checkpointed():
         return list((out / first).glob("backup-together-*/latest.weights.h5")) != []
 
-    assert kill_when(proc, checkpointed, random.Random(7).uniform(0.0, 0.5)), \
+    assert kill_when(proc, checkpointed, random.Random(5).uniform(0.0, 0.5)), \
         "training ended before its first checkpoint"
+    for pattern in experiments:
+        assert not (run_folder(out, pattern) / "complete.json").exists()
     log = tmp_path / "final.log"
     finish(start(log, *args, "--out", out), log)
-    for experiments in ("role_*", "ll-cp_*", "pl-shrink_*"):
-        check_same_result(out, run_folder(reference, experiments), experiments)
+    for pattern in experiments:
+        check_same_result(out, run_folder(reference, pattern), pattern)
+    assert list(out.rglob("backup*")) == [], "the checkpoint is gone once the heads are written"
