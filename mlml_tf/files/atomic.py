@@ -70,6 +70,16 @@ def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
 os.umask(_UMASK)
 
 
+def file_state(path: str | os.PathLike) -> tuple:
+    """(path, size, modification time) of a file, ``None`` for the last two where it cannot be
+    read: what keys a cache of the file's contents, so that a changed file is read again."""
+    try:
+        st = Path(path).stat()
+    except OSError:
+        return (str(path), None, None)
+    return (str(path), st.st_size, st.st_mtime_ns)
+
+
 @contextlib.contextmanager
 def folder_lock(folder: str | os.PathLike, blocking: bool = True) -> Iterator[bool]:
     """An exclusive lock on ``folder/.lock`` between processes on this machine (flock).

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from mlml_tf.errors import DataError
+from mlml_tf.files.atomic import file_state
 from mlml_tf.files.published import table_ids
 from mlml_tf.files.tables import read_table, table_classes
 
@@ -89,20 +90,11 @@ def read_global_weights(path: str | os.PathLike, classes: Sequence[str],
 
     path = Path(path)
     order, how = weight_columns(table_classes(path), classes, path, labels_path, class_names)
-    table = _read_weights(path, _state(path))
+    table = _read_weights(path, file_state(path))
     frame = pd.DataFrame(table.to_numpy()[:, order], index=table.index,
                          columns=[str(c) for c in classes])
     log.info("%s: %d rows, classes read %s", path, len(frame), how)
     return frame, {"file": path.name, "columns": how, "rows": int(len(frame))}
-
-
-def _state(path: Path) -> tuple:
-    """What keys the cache of :func:`_read_weights`: a changed file is read again."""
-    try:
-        st = path.stat()
-    except OSError:
-        return (str(path), None, None)
-    return (str(path), st.st_size, st.st_mtime_ns)
 
 
 @functools.lru_cache(maxsize=2)

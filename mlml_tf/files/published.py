@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from mlml_tf.errors import DataError
-from mlml_tf.files.atomic import file_digest
+from mlml_tf.files.atomic import file_digest, file_state
 from mlml_tf.files.layout import (
     GLOBAL_WEIGHTS,
     GROUNDTRUTH,
@@ -171,14 +171,6 @@ def _check_training_rows(root: Path, tests: Sequence[Path], parts: Sequence[pd.D
                                 "whole set", file=train)
 
 
-def _stat(path: Path) -> tuple:
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        return (str(path), None, None)
-    return (str(path), st.st_size, st.st_mtime_ns)
-
-
 @functools.lru_cache(maxsize=4)
 def _derived(root: str, state: tuple) -> pd.DataFrame:
     """The complete labels of a published folder; ``state`` (the files' sizes and times) keys
@@ -205,7 +197,7 @@ def derive_complete_labels(root: str | os.PathLike) -> pd.DataFrame:
     root = Path(root)
     tests = complete_test_files(root)
     trains = [run_files(root, COMPLETE_RATIO, k)["train"] for k in range(1, len(tests) + 1)]
-    return _derived(str(root), tuple(_stat(p) for p in [*tests, *trains])).copy()
+    return _derived(str(root), tuple(file_state(p) for p in [*tests, *trains])).copy()
 
 
 def read_complete_labels(root: str | os.PathLike) -> pd.DataFrame:
