@@ -8,7 +8,10 @@ a demo of another seed than the one whose tables are reported, so that the choic
 is not made on them:
 
     mlml-tf demo --seed 1 --out demo_seed1
-    python benchmarks/bench_cb_scale.py demo_seed1 --powers 0.5 1 2
+    python benchmarks/bench_cb_scale.py demo_seed1 --powers 0.5 1 2 [--level expected]
+
+``--level`` is CB-WCE's ``level`` (the weights' level where the labels cannot tell how many
+positives are missing; default ``least``).
 """
 
 from __future__ import annotations
@@ -29,6 +32,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("demo", type=Path, help="the --out folder of a finished mlml-tf demo")
     parser.add_argument("--powers", type=float, nargs="+", default=[0.5, 1.0, 2.0])
+    parser.add_argument("--level", default="least", choices=("least", "expected"),
+                        help="CB-WCE's level: how many positives the estimated weights take "
+                        "as lost where the labels cannot tell (docs/methods.md section 6)")
     parser.add_argument("--seed", type=int, default=None,
                         help="the demo's seed (default: read from its runs folder's name)")
     args = parser.parse_args()
@@ -51,11 +57,12 @@ def main() -> None:
         label = {"ce": "CE", "cb-wce": "CB-WCE observed"}[method]
         frames.append(runs.assign(method=label))
     for power in args.powers:
-        root = args.demo / "runs" / f"cb-scale-seed{seed}" / f"power{power:g}"
+        root = args.demo / "runs" / f"cb-scale-seed{seed}" / f"{args.level}-power{power:g}"
         run_cells(args.demo / "data", root, cache, cells, epochs=settings.epochs,
                   config_overrides=overrides, verbose=0,
-                  method_overrides={"cb-wce": {"power": power}})
-        frames.append(collect_runs(root).assign(method=f"CB-WCE estimated ** {power:g}"))
+                  method_overrides={"cb-wce": {"power": power, "level": args.level}})
+        frames.append(collect_runs(root).assign(
+            method=f"CB-WCE estimated ({args.level}) ** {power:g}"))
     table = summary_table(pd.concat(frames, ignore_index=True), metrics=("map", "f1_micro"))
     order = sorted(table.index, key=lambda key: (key[1], key[0] != "CE",
                                                  key[0] != "CB-WCE observed", key[0]))

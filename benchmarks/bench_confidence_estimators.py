@@ -22,7 +22,8 @@ Rows of the table, for each protocol:
   single positive) and of the share of all positives that are missing, each beside the truth.
 
 Protocols: the authors' published masks (ratio 0.5, fold 1, read from ``--reference``); masks
-drawn with ``hide_positives`` (ratios 0.25 / 0.5 / 0.75), ``random_per_sample`` (p 0.25 / 0.5 /
+drawn with ``hide_positives`` (ratios 0 / 0.25 / 0.5 / 0.75; at 0 nothing is hidden, there is
+no AUC, and what counts is the estimated missing share and the mean weight on the negatives), ``random_per_sample`` (p 0.25 / 0.5 /
 0.75) and ``single_positive``, each on the training rows of all four folds (fold k trains on
 the rows of the other folds; the mean over folds is shown; ``--quick``: fold 1 only). A last
 table says how much of the oracle's gain over observed counting comes from each row counting
@@ -32,7 +33,7 @@ its own complete row: (oracle - oracle-loo) / (oracle - observed).
 ratio of positives hidden.
 
     OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python benchmarks/bench_confidence_estimators.py \
-        [--quick | --whole] [--reference DIR]
+        [--quick | --whole] [--reference DIR] [--level least|expected]
 """
 
 from __future__ import annotations
@@ -67,6 +68,8 @@ def auc(weights: np.ndarray, positive: np.ndarray) -> float:
     _, inverse, counts = np.unique(weights, return_inverse=True, return_counts=True)
     ranks = (np.cumsum(counts) - (counts - 1) / 2.0)[inverse.reshape(-1)]
     n_neg, n_pos = int((~positive).sum()), int(positive.sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
     return float((ranks[~positive].sum() - n_neg * (n_neg + 1) / 2.0) / (n_neg * n_pos))
 
 
@@ -96,11 +99,11 @@ def authors_mask(reference: Path, name: str, ids: pd.Index,
 
 def evaluate(weights: np.ndarray, candidates: np.ndarray, truth: np.ndarray) -> tuple:
     w, y = weights[candidates], truth[candidates]
-    return auc(w, y), float(w[y].mean()), float(w[~y].mean())
+    return auc(w, y), float(w[y].mean()) if y.any() else float("nan"), float(w[~y].mean())
 
 
 def run_case(observed: np.ndarray, rows: np.ndarray, whole: np.ndarray,
-             estimator_seed: int) -> dict[str, tuple]:
+             estimator_seed: int, level: str = "least") -> dict[str, tuple]:
     """Every method on one observed matrix (1/0, or 1/0/-1) of the rows ``rows`` of ``whole``."""
     complete = whole[rows]
     partial = (observed == -1).any() and (observed == 0).any()
@@ -122,7 +125,8 @@ def run_case(observed: np.ndarray, rows: np.ndarray, whole: np.ndarray,
     timed("oracle-loo", lambda: confidence_weights(positives, whole, own=complete))
     freq = positives.mean(axis=0)
     timed("class-freq", lambda: np.broadcast_to(1.0 - freq, positives.shape))
-    est = timed("estimator", lambda: estimate_confidence(observed, seed=estimator_seed))
+    est = timed("estimator", lambda: estimate_confidence(observed, seed=estimator_seed,
+                                                         level=level))
     results["estimator"] += (est.ratio, est.missing_fraction)
     return results
 
@@ -147,6 +151,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fold 1 only")
     parser.add_argument("--seed", type=int, default=0, help="seed of the drawn masks")
     parser.add_argument("--estimator-seed", type=int, default=0)
+    parser.add_argument("--level", default="least", choices=("least", "expected"),
+                        help="the estimator's level (docs/methods.md section 6)")
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     parser.add_argument("--whole", action="store_true",
                         help="only time the estimator on every row of each data set")
@@ -182,12 +188,12 @@ def main() -> None:
                                             ("observed", "oracle", "oracle-loo", "estimator"))))
 
         rows, observed, hidden = authors_mask(args.reference, name, ids, labels)
-        res = run_case(observed.astype(np.int8), rows, labels, args.estimator_seed)
+        res = run_case(observed.astype(np.int8), rows, labels, args.estimator_seed, args.level)
         report("authors r=0.5 fold1", [(res, 0.5, hidden.sum() / labels[rows].sum())])
 
         # protocol -> (the observed matrix made of the complete rows, the true ratio)
         drawn: dict[str, tuple[Callable[[np.ndarray], np.ndarray], float]] = {}
-        for r in RATIOS:
+        for r in (0.0, *RATIOS):
             drawn[f"paper r={r}"] = (lambda y, r=r: hide_positives(y, r, args.seed)[0], r)
         for p in RATIOS:
             drawn[f"rps p={p}"] = (lambda y, p=p: random_per_sample(y, p, args.seed), p)
@@ -199,7 +205,8 @@ def main() -> None:
                 complete = labels[rows]
                 observed = np.asarray(make(complete)).astype(np.int8)
                 missing = ((observed != 1) & complete).sum() / complete.sum()
-                runs.append((run_case(observed, rows, labels, args.estimator_seed), true_ratio,
+                runs.append((run_case(observed, rows, labels, args.estimator_seed, args.level),
+                             true_ratio,
                              missing))
             report(protocol + ("" if args.quick else f" ({len(folds)} folds)"), runs)
 
@@ -211,6 +218,8 @@ def main() -> None:
     print(line)
     print("-" * len(line))
     for name, protocol, observed_auc, oracle_auc, loo_auc, est_auc in leaks:
+        if np.isnan(oracle_auc):
+            continue  # nothing hidden
         share = (oracle_auc - loo_auc) / (oracle_auc - observed_auc)
         print(f"{name:8} {protocol:26} {observed_auc:8.3f} {oracle_auc:7.3f} {loo_auc:6.3f} "
               f"{share:8.0%} {est_auc:9.3f}")

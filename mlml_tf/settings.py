@@ -434,8 +434,9 @@ OPTIONS: tuple[Option, ...] = (
            scopes=("fit",), commands=("train",)),
     Option("params", (), "the method's hyper-parameters that differ from its defaults, as "
            "(name, value) pairs", tuple, scopes=("fit",)),
-    Option("cb_source", "observed", "CB-WCE's confidence weights: counted over the observed "
-           "labels (default) or estimated from them (docs/methods.md section 6)",
+    Option("cb_source", "estimated", "CB-WCE's confidence weights: estimated from the "
+           "labels (default; docs/methods.md section 6) or counted over them (observed, the "
+           "paper's rule)",
            choices=OWN_CB_SOURCES, scopes=("fit",), commands=("train",)),
     Option("validation", 0.2, "share of the rows held out, stratified, to tune per-class "
            "thresholds and report validation metrics (default 0.2; 0: none)", float,

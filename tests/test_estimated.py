@@ -71,7 +71,9 @@ def test_weights_are_zero_on_positives_and_probabilities_elsewhere():
 
 def test_a_scene_mate_is_more_likely_a_hidden_positive_than_a_stranger():
     observed, hidden = hide_positives(_scenes(600), 0.5, seed=2)
-    w = estimated_confidence_weights(observed, seed=0)
+    # 600 rows of counts 1 to 5 leave ratios 0.13 to 0.72 possible: the mean over them, so
+    # that the weights' level shows the order.
+    w = estimated_confidence_weights(observed, seed=0, level="expected")
     rows = np.flatnonzero((observed[:, 0:4].sum(axis=1) > 0) & (observed[:, 4:8].sum(axis=1) == 0))
     mates = w[rows, 0:4][observed[rows, 0:4] == 0]
     assert mates.mean() < w[rows, 4:8].mean() - 0.05
@@ -147,6 +149,47 @@ def test_on_real_labels_it_beats_counting_and_the_class_frequency_and_finds_the_
     assert np.isnan(est.ratio) and _auc(est.weights[unknown], truth) >= frequency - 1e-3
 
 
+def test_complete_labels_keep_their_weights_unless_told_otherwise(coco_slice):
+    """Nothing hidden: the histogram of positives per row cannot rule out that nothing is
+    missing, and the default level takes none missing (weights of CE); ``level="expected"``
+    takes the likelihood-weighted mean over the ratios, which assumes a share missing, and a
+    known ratio is taken as given."""
+    least = estimate_confidence(coco_slice, seed=0)
+    zeros = coco_slice == 0
+    assert least.level == "least" and least.ratio_interval[0] == 0.0
+    assert least.missing_fraction < 1e-3 and least.weights[zeros].min() > 0.999
+    expected = estimate_confidence(coco_slice, seed=0, level="expected")
+    assert expected.level == "expected" and expected.missing_fraction > 0.2
+    assert expected.weights[zeros].mean() < least.weights[zeros].mean() - 0.05
+    given = estimate_confidence(coco_slice, seed=0, ratio=0.0)
+    assert given.level == "given" and given.ratio == 0.0 and given.missing_fraction < 1e-3
+    # Where the histogram tells the ratio, the two levels agree.
+    observed, _ = hide_positives(coco_slice, 0.5, seed=0)
+    a = estimate_confidence(observed, seed=0)
+    b = estimate_confidence(observed, seed=0, level="expected")
+    c = estimate_confidence(observed, seed=0, ratio=0.5)
+    assert a.ratio_interval == (0.5, 0.5)
+    assert a.missing_fraction == pytest.approx(b.missing_fraction, abs=0.01)
+    assert a.missing_fraction == pytest.approx(c.missing_fraction, abs=0.01)
+    # Single positive: one label per row says nothing of how many are missing.
+    single = single_positive(coco_slice, seed=0)
+    assert estimate_confidence(single, seed=0).missing_fraction < 1e-2
+    assert estimate_confidence(single, seed=0, level="expected").missing_fraction > 0.3
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"level": "most"}, "level must be one of least, expected, got 'most'"),
+    ({"ratio": 0.95}, r"ratio must be in \[0, 0.9\], got 0.95"),
+    ({"ratio": -0.1}, r"ratio must be in \[0, 0.9\], got -0.1"),
+])
+def test_a_bad_level_or_ratio_is_refused_naming_it(kwargs, match):
+    observed, _ = hide_positives(_scenes(), 0.5, seed=1)
+    with pytest.raises(DataError, match=match):
+        estimate_confidence(observed, **kwargs)
+    with pytest.raises(DataError, match="ratio is the paper's protocol's, for a 1/0 matrix"):
+        estimate_confidence(random_per_sample(_scenes(), 0.5, seed=3), ratio=0.5)
+
+
 def test_the_oracle_without_its_own_row_counts_every_other_row():
     rng = np.random.default_rng(0)
     whole = rng.random((60, 5)) < 0.4
@@ -210,6 +253,18 @@ def test_a_run_trains_on_estimated_and_oracle_loo_weights(run_folder, tmp_path):
     squared = load_run_data(data, RunConfig(method="cb-wce", ratio=0.5, fold=1, seed=3,
                                             cb_source="estimated", params=(("power", 2),)))
     np.testing.assert_allclose(squared.weights[zeros], expected[zeros] ** 2, rtol=1e-6)
+    # CB-WCE's level reaches the estimator, and is recorded; a word it does not know is refused.
+    assert run.record["cb_estimate"]["level"] == "least"
+    expected_level = load_run_data(data, RunConfig(method="cb-wce", ratio=0.5, fold=1, seed=3,
+                                                   cb_source="estimated",
+                                                   params=(("level", "expected"),)))
+    assert expected_level.record["cb_estimate"]["level"] == "expected"
+    np.testing.assert_array_equal(
+        expected_level.weights[zeros],
+        estimated_confidence_weights(train.to_numpy(), seed=3, level="expected")[zeros])
+    with pytest.raises(DataError, match="hyper-parameter 'level' of method 'cb-wce': 'most'"):
+        load_run_data(data, RunConfig(method="cb-wce", ratio=0.5, fold=1, seed=3,
+                                      cb_source="estimated", params=(("level", "most"),)))
     # Oracle without the row's own row: eq. 3 for the observed positives over the others.
     loo = load_run_data(data, RunConfig(method="cb-wce", ratio=0.5, fold=1,
                                         cb_source="oracle-loo"))
@@ -253,6 +308,17 @@ def test_the_weights_command_writes_estimated_weights_or_nothing(tmp_path, capsy
     np.testing.assert_array_equal(written.to_numpy(),
                                   estimated_confidence_weights(observed, seed=2))
     assert "estimated from their labels (hidden mode); missing ratio 0." in capsys.readouterr().out
+    assert main(["weights", "--method", "estimated", "--labels", str(tmp_path / "train.csv"),
+                 "--out", str(out), "--ratio", "0.5"]) == 0
+    assert "(level given)" in capsys.readouterr().out
+    for extra, message in ((["--method", "cb", "--level", "expected"], "go with --method "
+                            "estimated"),
+                           (["--method", "estimated", "--level", "least", "--ratio", "0.5"],
+                            "give one of them")):
+        target = tmp_path / "refused.csv"
+        assert main(["weights", *extra, "--labels", str(tmp_path / "train.csv"),
+                     "--out", str(target)]) == 2
+        assert message in capsys.readouterr().err and not target.exists()
     bad = observed.astype(object)
     bad[3, 2] = 2
     _table(tmp_path / "bad.csv", bad)

@@ -15,7 +15,7 @@ from mlml_tf.files.layout import GROUNDTRUTH, MANIFEST, write_groundtruth, write
 from mlml_tf.files.protocols import PROTOCOLS
 from mlml_tf.files.split import split, split_protocol
 from mlml_tf.files.tables import read_table, write_weights
-from mlml_tf.labels.estimated import estimate_confidence
+from mlml_tf.labels.estimated import LEVELS, estimate_confidence
 from mlml_tf.labels.folds import STRATIFICATION_ORDERS
 from mlml_tf.labels.missing import PAPER_RATIOS
 from mlml_tf.labels.weights import confidence_weights
@@ -96,6 +96,9 @@ def _split(args: argparse.Namespace) -> int:
 def _weights(args: argparse.Namespace) -> int:
     if args.method == "estimated":
         return _estimated_weights(args)
+    if args.level is not None or args.ratio is not None:
+        raise DataError("--level and --ratio are the estimator's: they go with --method "
+                        "estimated")
     labels = read_table(args.labels, "labels")
     source = labels
     if args.source is not None:
@@ -115,20 +118,24 @@ def _estimated_weights(args: argparse.Namespace) -> int:
     if args.source is not None:
         raise DataError("--source names labels to count over, which --method estimated does "
                         "not do: it reads --labels alone")
+    if args.level is not None and args.ratio is not None:
+        raise DataError("--ratio sets how many positives are missing; --level says what to "
+                        "assume when that is not known: give one of them")
     labels = read_table(args.labels, "partial")
     if labels.shape[1] < 2:
         raise DataError("one class column: confidence weights need at least 2",
                         file=args.labels, row=1)
     if not (labels.to_numpy() == 1).any():
         raise DataError("no positive label at all: nothing to estimate from", file=args.labels)
-    estimate = estimate_confidence(labels.to_numpy(), seed=args.seed)
+    estimate = estimate_confidence(labels.to_numpy(), seed=args.seed,
+                                   level=args.level or "least", ratio=args.ratio)
     write_weights(args.out, estimate.weights, labels)
     ratio = ("cannot be told from the table" if np.isnan(estimate.ratio)
              else f"{estimate.ratio:.3f} (interval {estimate.ratio_interval[0]:.2f}-"
              f"{estimate.ratio_interval[1]:.2f})")
     log.info("%s: CB-WCE weights for %d rows estimated from their labels (%s mode); missing "
-             "ratio %s, missing share of positives %.3f", args.out, len(labels), estimate.mode,
-             ratio, estimate.missing_fraction)
+             "ratio %s; share of positives taken as missing %.3f (level %s)", args.out,
+             len(labels), estimate.mode, ratio, estimate.missing_fraction, estimate.level)
     return 0
 
 
@@ -183,5 +190,11 @@ def add_parsers(sub) -> None:
     wts.add_argument("--out", required=True, type=Path)
     wts.add_argument("--source", type=Path, default=None,
                      help="cb: label file to count co-occurrences over (default: --labels)")
+    wts.add_argument("--level", choices=list(LEVELS), default=None,
+                     help="estimated: how many positives the rows are taken to have lost where "
+                     "the labels cannot tell: least (default; none, if none may be) or expected")
+    wts.add_argument("--ratio", type=float, default=None,
+                     help="estimated: the paper's ratio of hidden positives, when known "
+                     "(default: estimated from --labels)")
     add_arguments(wts, "weights")
     wts.set_defaults(func=_weights)

@@ -33,6 +33,7 @@ from threadpoolctl import threadpool_limits
 from mlml_tf.errors import DataError
 from mlml_tf.labels.checks import UNKNOWN, check_partial_labels
 from mlml_tf.labels.missing_counts import (
+    RATIO_GRID,
     draws_for_expected_count,
     lost_with_negatives,
     lost_without_negatives,
@@ -60,10 +61,14 @@ PRIOR_MULTI_ROWS = 50.0
 #: fingerprint says it lost nothing.
 MIN_MISSING = 1e-3
 #: The estimator's version, recorded with the weights a run trains on.
-VERSION = 1
+VERSION = 2
 #: A ratio interval wider than this: the matrix does not tell the ratio, and the weights'
 #: level is a guess.
 WIDE_INTERVAL = 0.3
+#: How many positives the weights assume lost when the matrix cannot tell: "least", the
+#: smallest count the observed labels are consistent with (no harm where nothing is missing),
+#: or "expected", the likelihood-weighted mean over the ratios.
+LEVELS = ("least", "expected")
 
 log = logging.getLogger(__name__)
 
@@ -81,10 +86,13 @@ class ConfidenceEstimate:
             negatives, the estimated fraction of the positives that are unknown (RPS's p).
         ratio_interval: (low, high), the ratios the matrix cannot tell apart; (r, r) with
             annotated negatives.
-        missing_fraction: the estimated fraction of all positives that are missing.
-        expected_missing: (n,) float64, the expected number of lost positives of each row.
+        missing_fraction: the fraction of all positives the weights assume missing.
+        expected_missing: (n,) float64, the number of lost positives the weights assume for
+            each row.
         mode: ``"hidden"`` (no annotated negative: every non-positive is a candidate) or
             ``"partial"`` (1/0/-1: only the unknown entries are).
+        level: how the number of lost positives was set: ``"least"``, ``"expected"``,
+            ``"given"`` (the caller's ratio) or ``"partial"`` (annotated negatives tell it).
     """
 
     weights: np.ndarray
@@ -93,6 +101,7 @@ class ConfidenceEstimate:
     missing_fraction: float
     expected_missing: np.ndarray
     mode: str
+    level: str = "least"
 
 
 def _check(observed: np.ndarray, name: str = "observed") -> np.ndarray:
@@ -197,7 +206,8 @@ def _rake(scores: np.ndarray, cand: np.ndarray, pos: np.ndarray, missing: np.nda
     return pi
 
 
-def estimate_confidence(observed: np.ndarray, *, seed: int = 0) -> ConfidenceEstimate:
+def estimate_confidence(observed: np.ndarray, *, seed: int = 0, level: str = "least",
+                        ratio: float | None = None) -> ConfidenceEstimate:
     """CB-WCE negative weights and the missing ratio, estimated from an observed label matrix.
 
     Args:
@@ -205,6 +215,13 @@ def estimate_confidence(observed: np.ndarray, *, seed: int = 0) -> ConfidenceEst
             paper's setting). 1/0/-1: 1 positive, 0 annotated negative (keeps weight 1), -1
             unknown (estimated). A 1/-1 matrix is read as a 1/0 one.
         seed: seed of the EM restarts; the same matrix and seed give byte-identical weights.
+        level: without annotated negatives, how many positives each row is assumed to have
+            lost: ``"least"`` (default), the fewest the histogram of positives per row cannot
+            rule out, so that complete labels train as with cross-entropy; ``"expected"``, the
+            mean over the ratios weighted by how well each explains the histogram (more
+            where the histogram cannot tell, as under single positive). Where the histogram
+            tells the ratio (the paper's r = 0.25 and 0.5 on COCO and NUS-WIDE) the two agree.
+        ratio: the paper's ratio when it is known (a 1/0 matrix only); by default estimated.
 
     Returns:
         A :class:`ConfidenceEstimate`: the weights, the ratio estimate and its interval, the
@@ -212,7 +229,9 @@ def estimate_confidence(observed: np.ndarray, *, seed: int = 0) -> ConfidenceEst
 
     Raises:
         DataError: naming ``observed``: not 2-D, no row, fewer than 2 classes, a value other
-            than 1, 0 or -1 (NaN included), or no positive at all.
+            than 1, 0 or -1 (NaN included), or no positive at all; naming ``level`` or
+            ``ratio``: not one of :data:`LEVELS`, not in [0, 0.9], or a ratio given with
+            annotated negatives.
 
     Example:
         >>> y = np.array([[1, 1, 0, 0]] * 30 + [[1, -1, 0, -1]] * 10 + [[0, 0, 1, 1]] * 30)
@@ -221,12 +240,21 @@ def estimate_confidence(observed: np.ndarray, *, seed: int = 0) -> ConfidenceEst
         ('partial', [0.0, 0.23, 1.0, 0.77])
     """
     labels = _check(observed)
-    with threadpool_limits(limits=1, user_api="blas"):
-        return _estimate(labels, seed)
-
-
-def _estimate(labels: np.ndarray, seed: int) -> ConfidenceEstimate:
+    if level not in LEVELS:
+        raise DataError(f"level must be one of {', '.join(LEVELS)}, got {level!r}")
     partial = bool((labels == UNKNOWN).any() and (labels == 0).any())
+    if ratio is not None:
+        if partial:
+            raise DataError("ratio is the paper's protocol's, for a 1/0 matrix; with annotated "
+                            "negatives (1/0/-1) the unknown entries tell how many are missing")
+        if not 0.0 <= float(ratio) <= float(RATIO_GRID[-1]):
+            raise DataError(f"ratio must be in [0, {RATIO_GRID[-1]}], got {ratio}")
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _estimate(labels, seed, partial, level, ratio)
+
+
+def _estimate(labels: np.ndarray, seed: int, partial: bool, level: str,
+              given: float | None) -> ConfidenceEstimate:
     # A row's weights depend on nothing but the row: work on the distinct rows.
     rows, inverse, counts = _unique_rows(labels)
     counts = counts.astype(np.float64)
@@ -238,16 +266,22 @@ def _estimate(labels: np.ndarray, seed: int) -> ConfidenceEstimate:
     if partial:
         known = (rows != UNKNOWN).sum(axis=1).astype(np.int64)
         missing, ratio, interval = lost_with_negatives(k, known, labels.shape[1])
+        level = "partial"
     else:
-        table, ratio, interval = lost_without_negatives((labels == 1).sum(axis=1))
-        missing = table[k]
-    missing = np.maximum(missing, MIN_MISSING)
+        profile = lost_without_negatives((labels == 1).sum(axis=1), given)
+        ratio, interval = profile.ratio, profile.interval
+        level = "given" if given is not None else level
+        table = profile.lost if level == "expected" else profile.least
+        # Where the level is (near) nothing, rows still compare as the weighted mean says.
+        shape = profile.lost / max(float(profile.lost.max()), 1e-12)
+        missing = np.maximum(table[k], MIN_MISSING * shape[k])
+    missing = np.maximum(missing, MIN_MISSING * MIN_MISSING)
     if interval[1] - interval[0] > WIDE_INTERVAL:
         log.warning("the observed labels do not tell how many positives are missing (ratios "
                     "%.2f to %.2f fit alike): the confidence weights assume %.0f %% of the "
-                    "positives missing, and hurt training where fewer are (docs/methods.md "
-                    "section 6)", *interval,
-                    100 * float(counts @ missing / (counts @ missing + counts @ k)))
+                    "positives missing (level %r; pass the ratio if you know it; "
+                    "docs/methods.md section 6)", *interval,
+                    100 * float(counts @ missing / (counts @ missing + counts @ k)), level)
 
     # Which classes they were.
     sets, set_inverse, _ = _unique_rows(pos.astype(np.int8))
@@ -279,16 +313,20 @@ def _estimate(labels: np.ndarray, seed: int) -> ConfidenceEstimate:
         missing_fraction=float(counts @ missing / (counts @ missing + counts @ k)),
         expected_missing=missing[inverse],
         mode="partial" if partial else "hidden",
+        level=level,
     )
 
 
-def estimated_confidence_weights(observed: np.ndarray, *, seed: int = 0) -> np.ndarray:
+def estimated_confidence_weights(observed: np.ndarray, *, seed: int = 0, level: str = "least",
+                                 ratio: float | None = None) -> np.ndarray:
     """CB-WCE negative weights estimated from the observed labels alone (docs/methods.md
     section 6).
 
     Args:
         observed: (n, C) 1/0 or 1/0/-1 label matrix (see :func:`estimate_confidence`).
         seed: seed of the EM restarts.
+        level, ratio: how many positives the rows are assumed to have lost (see
+            :func:`estimate_confidence`).
 
     Returns:
         (n, C) float32 in [0, 1]: 0 on observed positives, 1 on annotated negatives, the
@@ -303,4 +341,4 @@ def estimated_confidence_weights(observed: np.ndarray, *, seed: int = 0) -> np.n
         >>> bool(w[30, 1] < w[30, 2])   # class 1 goes with class 0: more likely a lost positive
         True
     """
-    return estimate_confidence(observed, seed=seed).weights
+    return estimate_confidence(observed, seed=seed, level=level, ratio=ratio).weights

@@ -6,8 +6,8 @@ Two cases, by whether the matrix annotates negatives:
 - none annotated (1/0, or 1/-1): the paper's protocol keeps ``k = n - round(r n)`` of a row's
   ``n`` positives, which leaves a fingerprint in the histogram of ``k`` (numpy's half-to-even
   rounding merges some values of ``n`` into one ``k``, never others). A smooth prior on ``n`` is
-  fitted to the histogram for every ratio of a grid; the likelihoods weigh the ratios
-  (:func:`lost_without_negatives`);
+  fitted to the histogram for every ratio of a grid; the likelihoods, tempered by how badly the
+  best of them fits, weigh the ratios (:func:`lost_without_negatives`);
 - annotated negatives (1/0/-1): when the unknown entries are a random subset of the row (RPS),
   the positives among a row's ``K`` known entries are hypergeometric; an empirical-Bayes prior
   over the number of positives is fitted by EM (:func:`lost_with_negatives`).
@@ -18,6 +18,8 @@ classes.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 
@@ -79,38 +81,91 @@ def _fit_size_prior(hist: np.ndarray, ratio: float) -> tuple[float, np.ndarray]:
     return float(ll[best]), p[best]
 
 
-def lost_without_negatives(k: np.ndarray) -> tuple[np.ndarray, float, tuple[float, float]]:
+def _lost_table(prior: np.ndarray, ratio: float, k_max: int) -> np.ndarray:
+    """``lost[k] = E[n - k | k]`` under ``ratio`` and the prior P(n) over 0..len(prior)-1."""
+    n = np.arange(len(prior))
+    kept = kept_positives(n, ratio)
+    lost = np.zeros(k_max + 1)
+    for kk in range(k_max + 1):
+        p = prior * (kept == kk)
+        if p.sum() > 0:
+            lost[kk] = float(p @ (n - kk)) / p.sum()
+    return lost
+
+
+def _dispersion(hist: np.ndarray, prior: np.ndarray, ratio: float) -> float:
+    """How much worse than sampling noise the best fit explains the histogram: the deviance
+    over its degrees of freedom (cells seen, less one, less the prior's three parameters), at
+    least 1. Real label counts are not drawn from a two-parameter family; dividing the
+    log-likelihoods by this (quasi-likelihood, McCullagh & Nelder 1989) keeps that misfit from
+    passing for evidence about the ratio."""
+    n = np.arange(len(prior))
+    kept = kept_positives(n, ratio)
+    expected = np.bincount(kept[kept >= 0], weights=prior[kept >= 0], minlength=len(hist))
+    expected = expected[: len(hist)] * hist.sum()
+    seen = hist > 0
+    observed = hist[seen].astype(np.float64)
+    deviance = 2.0 * float(observed @ np.log(observed / np.maximum(expected[seen], 1e-300)))
+    deviance -= 2.0 * float(observed.sum() - expected.sum())
+    return max(1.0, deviance / max(int(seen.sum()) - 4, 1))
+
+
+@dataclasses.dataclass(frozen=True)
+class RatioProfile:
+    """What the histogram of observed positives per row says of the paper's ratio.
+
+    Attributes:
+        lost: ``lost[k]``, the expected number of positives lost by a row with ``k`` observed
+            ones, averaged over the ratio grid weighted by the (tempered) likelihood.
+        least: the same at the smallest ratio the histogram cannot rule out (``interval[0]``):
+            the least that is missing, given the labels.
+        ratio: the weighted mean ratio; NaN when every row has the same ``k`` (every ratio
+            explains that alike).
+        interval: the ratios within a tempered log-likelihood drop of
+            :data:`RATIO_INTERVAL_DROP` of the best.
+        dispersion: the factor the log-likelihoods were divided by (:func:`_dispersion`).
+    """
+
+    lost: np.ndarray
+    least: np.ndarray
+    ratio: float
+    interval: tuple[float, float]
+    dispersion: float
+
+
+def lost_without_negatives(k: np.ndarray, ratio: float | None = None) -> RatioProfile:
     """Expected positives lost by a row given its ``k`` observed ones, under the paper's
-    protocol at an unknown ratio.
+    protocol at an unknown ratio (or at ``ratio`` when it is known).
 
     Args:
         k: (rows,) observed positives per row.
-
-    Returns:
-        ``(lost, ratio, interval)``: ``lost[k]`` the expected number lost by a row with ``k``
-        observed positives (averaged over the ratio grid, weighted by likelihood), the ratio
-        estimate (NaN when every row has the same ``k``: every ratio explains that alike) and
-        the ratios within a log-likelihood drop of :data:`RATIO_INTERVAL_DROP` of the best.
+        ratio: the protocol's ratio when the caller knows it; by default estimated.
     """
     hist = np.bincount(k)
+    k_max = len(hist) - 1
+    if ratio is not None:
+        _, prior = _fit_size_prior(hist, float(ratio))
+        if not prior.any():
+            raise ValueError(f"no row count of positives fits a ratio of {ratio}")
+        lost = _lost_table(prior, float(ratio), k_max)
+        return RatioProfile(lost, lost, float(ratio), (float(ratio), float(ratio)), 1.0)
     fits = [_fit_size_prior(hist, float(r)) for r in RATIO_GRID]
     ll = np.array([f[0] for f in fits])
-    top = ll.max()
-    post = np.exp(ll - top)
+    best = int(np.argmax(ll))
+    dispersion = _dispersion(hist, fits[best][1], float(RATIO_GRID[best]))
+    ll = (ll - ll[best]) / dispersion
+    post = np.exp(ll)
     post /= post.sum()
-    inside = RATIO_GRID[ll >= top - RATIO_INTERVAL_DROP]
-    lost = np.zeros(len(hist))
+    inside = np.flatnonzero(ll >= -RATIO_INTERVAL_DROP)
+    lost = np.zeros(k_max + 1)
     for weight, (_, prior), r in zip(post, fits, RATIO_GRID, strict=True):
-        if weight < 1e-12:
-            continue
-        n = np.arange(len(prior))
-        kept = kept_positives(n, float(r))
-        for kk in range(len(hist)):
-            p = prior * (kept == kk)
-            if p.sum() > 0:
-                lost[kk] += weight * float(p @ (n - kk)) / p.sum()
-    ratio = float(post @ RATIO_GRID) if len(np.flatnonzero(hist)) >= 2 else float("nan")
-    return lost, ratio, (float(inside.min()), float(inside.max()))
+        if weight >= 1e-12:
+            lost += weight * _lost_table(prior, float(r), k_max)
+    low = int(inside.min())
+    least = _lost_table(fits[low][1], float(RATIO_GRID[low]), k_max)
+    estimate = float(post @ RATIO_GRID) if len(np.flatnonzero(hist)) >= 2 else float("nan")
+    interval = (float(RATIO_GRID[low]), float(RATIO_GRID[inside.max()]))
+    return RatioProfile(lost, least, estimate, interval, dispersion)
 
 
 def _log_choose(n: np.ndarray, k: np.ndarray, log_fact: np.ndarray) -> np.ndarray:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from mlml_tf.labels.estimated import VERSION, estimate_confidence
+from mlml_tf.labels.estimated import LEVELS, VERSION, estimate_confidence
 from mlml_tf.labels.weights import class_balance_weights, confidence_weights, entry_weights
 from mlml_tf.methods.method import Method, RunLabels, fail
 
@@ -58,22 +58,23 @@ def _confidence(labels: RunLabels, params: dict) -> tuple[np.ndarray, dict]:
     """CB-WCE's w̄ (paper eq. 3), counted or estimated where ``cb_source`` says
     (docs/original.md section 4, docs/methods.md section 6), to the power ``power``."""
 
-    weights, record = _confidence_weights(labels)
+    weights, record = _confidence_weights(labels, params["level"])
     if params["power"] != 1:
         weights = weights ** np.float32(params["power"])
     return weights, record
 
 
-def _confidence_weights(labels: RunLabels) -> tuple[np.ndarray, dict]:
+def _confidence_weights(labels: RunLabels, level: str) -> tuple[np.ndarray, dict]:
     source = labels.config.cb_source
     if source == "observed":
         return confidence_weights(labels.positives), {}
     if source == "estimated":
         # From the run's observed matrix alone, seeded by the run's seed.
-        estimate = estimate_confidence(labels.observed, seed=labels.config.seed)
+        estimate = estimate_confidence(labels.observed, seed=labels.config.seed, level=level)
         ratio = None if np.isnan(estimate.ratio) else round(estimate.ratio, 4)
         return estimate.weights, {"cb_estimate": {
-            "version": VERSION, "mode": estimate.mode, "ratio": ratio,
+            "version": VERSION, "mode": estimate.mode, "level": estimate.level, "ratio": ratio,
+            "ratio_interval": [round(v, 4) for v in estimate.ratio_interval],
             "missing_fraction": round(estimate.missing_fraction, 4)}}
     if source in ("oracle", "oracle-loo"):
         # Over the complete labels of every row of the set, train and test of all folds.
@@ -91,6 +92,8 @@ def _confidence_weights(labels: RunLabels) -> tuple[np.ndarray, dict]:
 def _check_confidence(params: dict, epochs: int | None, classes: int | None) -> None:
     if not params["power"] > 0:
         fail("cb-wce", "power", params["power"], "a number above 0")
+    if params["level"] not in LEVELS:
+        fail("cb-wce", "level", params["level"], "one of " + ", ".join(LEVELS))
 
 
 def _weighted_loss(params: dict, record: dict, *, from_logits: bool, **_) -> dict:
@@ -106,6 +109,7 @@ CE = _paper_method("ce", "CE", _unit)
 IM_WCE = _paper_method("im-wce", "IM-WCE", _ignore_missing, needs_oracle=True,
                        original_from_logits=False)
 #: CB-WCE's ``power``: w̄ ** power, 1 the paper's; above 1 lowers the doubtful weights further
-#: (README, "CB-WCE without an oracle").
-CB_WCE = _paper_method("cb-wce", "CB-WCE", _confidence, {"power": 1.0},
+#: (README, "CB-WCE without an oracle"). ``level``: with estimated weights, how many positives
+#: the rows are taken to have lost where the labels cannot tell (docs/methods.md section 6).
+CB_WCE = _paper_method("cb-wce", "CB-WCE", _confidence, {"power": 1.0, "level": "least"},
                        original_from_logits=False, check=_check_confidence)
