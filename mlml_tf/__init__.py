@@ -21,7 +21,7 @@ import importlib
 
 from mlml_tf import _moved
 
-__version__ = "0.6.0"
+__version__ = "0.7.0"
 
 # Each public name and the module that defines it, loaded on first access.
 _LAZY = {

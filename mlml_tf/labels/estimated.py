@@ -11,10 +11,10 @@ probability from the observed matrix only::
 "which class is a lost positive of this row", and ``t_i`` the number of draws of it that hold
 ``m_i`` distinct classes, ``m_i`` the expected number of positives the row lost
 (:mod:`mlml_tf.labels.missing_counts`). ``pi`` comes from a mixture of multinomials over the
-observed positive sets (fitted by EM, averaged over seeded restarts), raked per number of
-observed positives, and shrunk to the class frequency where the matrix holds little
-co-occurrence. The hyper-parameters below were chosen on NUS-WIDE masks that no reported number
-uses and applied unchanged to COCO (docs/methods.md section 6).
+observed positive sets (fitted by EM, averaged over seeded restarts), shrunk to the class
+frequency where the matrix holds little co-occurrence. The hyper-parameters below were chosen
+on NUS-WIDE masks and a demo set that no reported number uses, and applied unchanged to COCO
+(docs/methods.md section 6).
 
 numpy only (with threadpoolctl, which scikit-learn brings, to hold BLAS to one thread: its
 products are small, and the sums of a float32 product split over threads differ in the last
@@ -39,7 +39,8 @@ from mlml_tf.labels.missing_counts import (
     lost_without_negatives,
 )
 
-#: Mixture components (capped by the number of distinct observed positive sets).
+#: Mixture components at most; fewer, the square root of the number of distinct observed
+#: positive sets, on a small matrix.
 N_COMPONENTS = 50
 #: Seeded EM restarts averaged.
 N_RESTARTS = 4
@@ -47,13 +48,6 @@ N_RESTARTS = 4
 EM_ITERATIONS = 80
 #: Additive (Dirichlet) smoothing of the components' label distributions.
 PHI_SMOOTHING = 0.1
-#: Rows with this many observed positives or more are raked as one group.
-RAKE_MAX_K = 3
-RAKE_ITERATIONS = 50
-#: Bound of a raking factor (relative to their geometric mean): the identity it enforces holds
-#: under uniform hiding only, and bounded factors keep a matrix that breaks it from turning the
-#: order upside down.
-RAKE_CLIP = 1.5
 #: Pseudo-count of rows with two or more positives at which the mixture and the class frequency
 #: get equal say.
 PRIOR_MULTI_ROWS = 50.0
@@ -145,7 +139,8 @@ def _mixture_predictive(sets: np.ndarray, counts: np.ndarray, query: np.ndarray,
     (annotated negatives), P(z | S) also has the factor ``prod_c (1 - q_zc)`` over them, q_zc
     the chance that a row of z holds c. EM runs in float32.
     """
-    k = min(N_COMPONENTS, len(sets))
+    # More components than the square root of the distinct sets overfit a small matrix.
+    k = min(N_COMPONENTS, max(1, int(round(np.sqrt(len(sets))))))
     x = sets.astype(np.float32)
     w = counts.astype(np.float32)[:, None]
     q = query.astype(np.float32)
@@ -173,37 +168,6 @@ def _mixture_predictive(sets: np.ndarray, counts: np.ndarray, query: np.ndarray,
         seen = q @ phi.T  # each component's mass on the set's own labels
         out += (post / np.maximum(1.0 - seen, 1e-3)) @ phi
     return out / N_RESTARTS
-
-
-def _rake(scores: np.ndarray, cand: np.ndarray, pos: np.ndarray, missing: np.ndarray,
-          counts: np.ndarray) -> np.ndarray:
-    """Per group of rows with as many observed positives k, one factor per class (iterative
-    proportional fitting, Deming & Stephan 1940) so that the predicted class counts of the lost
-    positives, ``sum_i m_i pi_i``, approach ``sum_i (m_i / k_i) S_i``: under uniform hiding the
-    lost positives of a row are exchangeable with its observed ones."""
-    k = pos.sum(axis=1)
-    pi = _normalise(scores, cand)
-    group = np.minimum(k, RAKE_MAX_K)
-    freq = counts @ pos + 1.0
-    freq /= freq.sum()
-    for g in np.unique(group[k > 0]):
-        rows = np.flatnonzero(group == g)
-        w = counts[rows] * missing[rows]
-        if w.sum() <= 0:
-            continue
-        target = (w / k[rows]) @ pos[rows]
-        target = target + 1e-3 * target.sum() * freq  # a class the group never shows: not 0
-        target /= target.sum()
-        base = np.where(cand[rows], np.maximum(scores[rows], 1e-12), 0.0)
-        factor = np.ones(pos.shape[1])
-        for _ in range(RAKE_ITERATIONS):
-            pred = w @ _normalise(base * factor, cand[rows])
-            pred /= pred.sum()
-            ok = pred > 0
-            factor[ok] *= target[ok] / pred[ok]
-            factor = np.clip(factor / np.exp(np.log(factor).mean()), 1 / RAKE_CLIP, RAKE_CLIP)
-        pi[rows] = _normalise(base * factor, cand[rows])
-    return pi
 
 
 def estimate_confidence(observed: np.ndarray, *, seed: int = 0, level: str = "least",
@@ -299,8 +263,7 @@ def _estimate(labels: np.ndarray, seed: int, partial: bool, level: str,
     trust = multi / (multi + PRIOR_MULTI_ROWS)
     scores = (trust * _normalise(scores, cand)
               + (1.0 - trust) * _normalise(np.broadcast_to(freq, cand.shape), cand))
-    # Raking helped without annotated negatives only, on the tuning masks.
-    pi = _normalise(scores, cand) if partial else _rake(scores, cand, pos, missing, counts)
+    pi = _normalise(scores, cand)
 
     weights = np.ones(rows.shape, dtype=np.float64)
     draws = draws_for_expected_count(pi, missing)
