@@ -26,13 +26,14 @@ from mlml_tf.apps.grid import grid_cells, run_cells
 from mlml_tf.apps.tables import collect_runs, format_table_markdown, summary_table
 from mlml_tf.features.cache import FeatureCache
 from mlml_tf.files.protocols import PAPER
+from mlml_tf.labels.estimated import LEVELS
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("demo", type=Path, help="the --out folder of a finished mlml-tf demo")
     parser.add_argument("--powers", type=float, nargs="+", default=[0.5, 1.0, 2.0])
-    parser.add_argument("--level", default="least", choices=("least", "expected"),
+    parser.add_argument("--level", default="least", choices=LEVELS,
                         help="CB-WCE's level: how many positives the estimated weights take "
                         "as lost where the labels cannot tell (docs/methods.md section 6)")
     parser.add_argument("--seed", type=int, default=None,

@@ -173,7 +173,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fold 1 only")
     parser.add_argument("--seed", type=int, default=0, help="seed of the drawn masks")
     parser.add_argument("--estimator-seed", type=int, default=0)
-    parser.add_argument("--level", default="least", choices=("least", "expected"),
+    parser.add_argument("--level", default="least", choices=estimated.LEVELS,
                         help="the estimator's level (docs/methods.md section 6)")
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     parser.add_argument("--whole", action="store_true",

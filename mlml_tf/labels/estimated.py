@@ -240,12 +240,12 @@ def _estimate(labels: np.ndarray, seed: int, partial: bool, level: str,
         shape = profile.lost / max(float(profile.lost.max()), 1e-12)
         missing = np.maximum(table[k], MIN_MISSING * shape[k])
     missing = np.maximum(missing, MIN_MISSING * MIN_MISSING)
+    missing_fraction = float(counts @ missing / (counts @ missing + counts @ k))
     if interval[1] - interval[0] > WIDE_INTERVAL:
         log.warning("the observed labels do not tell how many positives are missing (ratios "
                     "%.2f to %.2f fit alike): the confidence weights assume %.0f %% of the "
                     "positives missing (level %r; pass the ratio if you know it; "
-                    "docs/methods.md section 6)", *interval,
-                    100 * float(counts @ missing / (counts @ missing + counts @ k)), level)
+                    "docs/methods.md section 6)", *interval, 100 * missing_fraction, level)
 
     # Which classes they were.
     sets, set_inverse, _ = _unique_rows(pos.astype(np.int8))
@@ -273,7 +273,7 @@ def _estimate(labels: np.ndarray, seed: int, partial: bool, level: str,
         weights=weights[inverse].astype(np.float32),
         ratio=ratio,
         ratio_interval=interval,
-        missing_fraction=float(counts @ missing / (counts @ missing + counts @ k)),
+        missing_fraction=missing_fraction,
         expected_missing=missing[inverse],
         mode="partial" if partial else "hidden",
         level=level,
